@@ -1,0 +1,88 @@
+// Store: the one door to persistent state. Every backend (SQLite, PostgreSQL)
+// implements this contract; everything in memory can be rebuilt from it.
+//
+// Thread safety: every method may be called from any thread concurrently.
+// Failure: a backend that cannot reach its storage returns Unavailable, and
+// callers turn that into a 503; a write that returned an error did not commit.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "triggers/model.h"
+#include "triggers/status.h"
+
+namespace triggers::store {
+
+// One event submitted to CommitIngest. The caller fills the inputs and a fresh
+// id/received_at; the store fills `outcome` (and, for a duplicate, replaces
+// id/type/received_at_ms with those of the first event).
+struct IngestItem {
+  enum class Outcome { kPending, kCreated, kDuplicate, kConflict };
+  Event event;                  // tenant, type, optional fields, data, id, received_at_ms
+  std::string idempotency_key;  // empty: none
+  std::string body_hash;        // SHA-256 of the request body when idempotency_key is set
+  Outcome outcome = Outcome::kPending;
+};
+
+struct ListOptions {
+  std::string after_id;  // exclusive; empty = from the start
+  int limit = 100;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Cheap liveness check of the storage. Ok or Unavailable.
+  virtual Status Ping() = 0;
+
+  // --- ingest -------------------------------------------------------------
+  // Writes all items in one transaction and makes it durable (fsync) before
+  // returning Ok. Idempotency is decided inside the transaction, in order, so
+  // two items with the same key in one batch resolve as first-wins. Items
+  // older than `idempotency_window_ms` do not count as duplicates.
+  // On error nothing of the batch is committed.
+  virtual Status CommitIngest(std::vector<IngestItem*>& items, int64_t now_ms,
+                              int64_t idempotency_window_ms) = 0;
+
+  // --- events (always scoped to a tenant) ----------------------------------
+  virtual Result<Event> GetEvent(const std::string& tenant, const std::string& id) = 0;
+  // Oldest first (by id). `type` empty = all types.
+  virtual Result<std::vector<Event>> ListEvents(const std::string& tenant, const std::string& type,
+                                                const ListOptions& opts) = 0;
+  // Deletes events received before `events_before_ms` and idempotency records
+  // created before `idempotency_before_ms`, in bounded chunks. Returns the
+  // number of events deleted.
+  virtual Result<int64_t> Purge(int64_t events_before_ms, int64_t idempotency_before_ms) = 0;
+
+  // --- API keys -------------------------------------------------------------
+  virtual Status CreateKey(const ApiKey& key) = 0;
+  // NotFound when no key has this hash. Revoked keys are returned (revoked_at set).
+  virtual Result<ApiKey> FindKeyByHash(const std::string& hash) = 0;
+  // `tenant` empty = every tenant. Admin keys are not listed.
+  virtual Result<std::vector<ApiKey>> ListKeys(const std::string& tenant,
+                                               const ListOptions& opts) = 0;
+  // Marks a key revoked and returns its hash. `tenant` empty = any tenant
+  // (admin). NotFound when the id is unknown, of another tenant, or already revoked.
+  virtual Result<std::string> RevokeKey(const std::string& tenant, const std::string& id,
+                                        int64_t now_ms) = 0;
+  // Hashes of keys revoked at or after `since_ms` (for cache invalidation).
+  virtual Result<std::vector<std::string>> RevokedKeyHashesSince(int64_t since_ms) = 0;
+  // True when an admin key row exists.
+  virtual Result<bool> HasAdminKey() = 0;
+};
+
+struct SqliteOptions {
+  std::string path;          // the database file
+  int read_connections = 4;  // pool of readers (WAL allows them beside the writer)
+  int wal_autocheckpoint = 100;
+};
+
+// Opens (creating if needed) the database and applies pending migrations.
+Result<std::unique_ptr<Store>> OpenSqlite(const SqliteOptions& options);
+
+}  // namespace triggers::store

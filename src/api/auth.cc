@@ -1,0 +1,99 @@
+#include "api/auth.h"
+
+#include <algorithm>
+
+#include "core/crypto.h"
+
+namespace triggers::api {
+
+KeyCache::KeyCache(store::Store* store, Clock* clock, const std::optional<std::string>& env_admin,
+                   double rate)
+    : store_(store), clock_(clock), rate_(rate) {
+  last_refresh_ms_ = clock_->NowMs();
+  if (env_admin && !env_admin->empty()) {
+    auto e = std::make_shared<Entry>();
+    e->principal.admin = true;
+    e->principal.key_id = "key_admin_env";
+    e->principal.scopes = kScopeIngest | kScopeRead | kScopeConsume | kScopeManage;
+    e->tokens = rate;
+    e->last_refill_ns = clock->MonoNs();
+    entries_.emplace(core::Sha256(*env_admin), std::move(e));
+  }
+}
+
+std::shared_ptr<KeyCache::Entry> KeyCache::Get(const std::string& hash) {
+  std::shared_lock lock(mu_);
+  auto it = entries_.find(hash);
+  return it == entries_.end() ? nullptr : it->second;
+}
+
+KeyCache::Lookup KeyCache::Find(const std::string& hash, Principal* out) {
+  auto e = Get(hash);
+  if (!e) return Lookup::kMiss;
+  std::lock_guard lock(e->bucket_mu);
+  if (e->revoked) return Lookup::kRejected;
+  *out = e->principal;
+  return Lookup::kFound;
+}
+
+Status KeyCache::LoadFromStore(const std::string& hash, Principal* out) {
+  auto r = store_->FindKeyByHash(hash);
+  if (!r.ok()) {
+    if (r.status().IsNotFound()) return Status::Unauthorized("unknown API key");
+    return r.status();
+  }
+  Insert(r.value());
+  if (r->revoked_at_ms) return Status::Unauthorized("this API key has been revoked");
+  out->admin = r->admin;
+  out->tenant = r->tenant;
+  out->scopes = r->scopes;
+  out->key_id = r->id;
+  return Status::Ok();
+}
+
+void KeyCache::Insert(const ApiKey& key) {
+  auto e = std::make_shared<Entry>();
+  e->principal.admin = key.admin;
+  e->principal.tenant = key.tenant;
+  e->principal.scopes = key.scopes;
+  e->principal.key_id = key.id;
+  e->revoked = key.revoked_at_ms.has_value();
+  e->tokens = rate_;
+  e->last_refill_ns = clock_->MonoNs();
+  std::unique_lock lock(mu_);
+  if (entries_.size() >= kMaxEntries) entries_.clear();  // bounded; refilled from the store
+  entries_[key.hash] = std::move(e);
+}
+
+void KeyCache::MarkRevoked(const std::string& hash) {
+  auto e = Get(hash);
+  if (!e) return;
+  std::lock_guard lock(e->bucket_mu);
+  e->revoked = true;
+}
+
+void KeyCache::RefreshRevocations() {
+  int64_t now = clock_->NowMs();
+  // Overlap the window so a revocation committed around the last poll (or
+  // stamped by a node with a slightly different clock) is not missed.
+  auto r = store_->RevokedKeyHashesSince(last_refresh_ms_ - 10'000);
+  if (!r.ok()) return;
+  last_refresh_ms_ = now;
+  for (const auto& h : r.value()) MarkRevoked(h);
+}
+
+bool KeyCache::AllowRequest(const std::string& hash) {
+  if (rate_ <= 0) return true;
+  auto e = Get(hash);
+  if (!e) return true;
+  std::lock_guard lock(e->bucket_mu);
+  int64_t now = clock_->MonoNs();
+  double elapsed_s = static_cast<double>(now - e->last_refill_ns) / 1e9;
+  e->last_refill_ns = now;
+  e->tokens = std::min(rate_, e->tokens + elapsed_s * rate_);
+  if (e->tokens < 1.0) return false;
+  e->tokens -= 1.0;
+  return true;
+}
+
+}  // namespace triggers::api

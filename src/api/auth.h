@@ -1,0 +1,67 @@
+// Authentication: API key -> principal (tenant, scopes), through an in-memory
+// cache in front of the store. Revocations made through this node apply at
+// once; revocations made elsewhere (the offline CLI, another node) are picked
+// up by RefreshRevocations(), which the server calls every second (< 5 s).
+// Per-key rate limiting lives here too (token bucket per key).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+
+#include "triggers/clock.h"
+#include "triggers/model.h"
+#include "triggers/store.h"
+
+namespace triggers::api {
+
+struct Principal {
+  bool admin = false;
+  std::string tenant;  // empty for the admin key
+  uint32_t scopes = 0;
+  std::string key_id;
+};
+
+class KeyCache {
+ public:
+  // `env_admin_key`: the TRIGGERS_ADMIN_KEY value, if set (held only as a hash).
+  KeyCache(store::Store* store, Clock* clock, const std::optional<std::string>& env_admin_key,
+           double rate_limit_per_s);
+
+  enum class Lookup { kFound, kRejected, kMiss };
+  // Memory only (no I/O): kFound fills *out; kRejected for a known revoked key;
+  // kMiss when the store must be asked (LoadFromStore).
+  Lookup Find(const std::string& hash, Principal* out);
+  // Asks the store (blocking I/O). Unauthorized / Unavailable / Ok.
+  Status LoadFromStore(const std::string& hash, Principal* out);
+  void Insert(const ApiKey& key);
+  void MarkRevoked(const std::string& hash);
+  // Polls the store for recent revocations. Blocking; call from a background thread.
+  void RefreshRevocations();
+  // Token bucket: false when the key is over --rate-limit-per-key.
+  bool AllowRequest(const std::string& hash);
+
+ private:
+  struct Entry {
+    Principal principal;
+    bool revoked = false;
+    std::mutex bucket_mu;
+    double tokens = 0;
+    int64_t last_refill_ns = 0;
+  };
+  std::shared_ptr<Entry> Get(const std::string& hash);
+
+  store::Store* store_;
+  Clock* clock_;
+  double rate_;
+  std::shared_mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<Entry>> entries_;  // by key hash
+  int64_t last_refresh_ms_ = 0;
+  static constexpr size_t kMaxEntries = 100000;
+};
+
+}  // namespace triggers::api

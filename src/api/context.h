@@ -1,0 +1,30 @@
+// What handlers need from the rest of the process, injected by the
+// composition root (src/app/serve.cc).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "api/auth.h"
+#include "store/ingest_writer.h"
+#include "triggers/clock.h"
+#include "triggers/store.h"
+
+namespace triggers::api {
+
+struct Context {
+  store::Store* store = nullptr;
+  store::IngestWriter* writer = nullptr;
+  KeyCache* keys = nullptr;
+  Clock* clock = nullptr;
+  // Runs `fn` on the pool for blocking work (store reads, admin writes).
+  // False when the pool's queue is full: the caller answers 503.
+  std::function<bool(std::function<void()>)> run_blocking;
+  std::atomic<bool> shutting_down{false};
+  int64_t start_ms = 0;
+  std::string cors_origins = "*";
+};
+
+}  // namespace triggers::api

@@ -1,0 +1,25 @@
+// Handlers of the HTTP API, one function per route (see the table in router.cc).
+#pragma once
+
+#include "api/router.h"
+
+namespace triggers::api {
+
+Response GetHealth(Context& ctx, const Call& call);
+
+Response PostKey(Context& ctx, const Call& call);
+Response ListKeys(Context& ctx, const Call& call);
+Response DeleteKey(Context& ctx, const Call& call);
+
+void PostEvent(Context& ctx, const Call& call, Respond respond);
+void PostEventBatch(Context& ctx, const Call& call, Respond respond);
+Response ListEvents(Context& ctx, const Call& call);
+Response GetEvent(Context& ctx, const Call& call);
+
+// Shared helpers.
+// Parses ?limit= (1-1000, default 100) and ?after= (a cursor of ids with
+// `prefix`). Validation status on bad input.
+Status ParseListParams(std::string_view query, std::string_view prefix, int* limit,
+                       std::string* after_id);
+
+}  // namespace triggers::api

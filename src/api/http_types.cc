@@ -1,0 +1,90 @@
+#include "api/http_types.h"
+
+#include "core/json_util.h"
+
+namespace triggers::api {
+
+Response ErrorResponse(int status, std::string_view code, std::string_view message,
+                       const std::string& request_id) {
+  Response r;
+  r.status = status;
+  r.body.reserve(96 + message.size());
+  r.body += "{\"error\":{\"code\":";
+  core::AppendJsonString(r.body, code);
+  r.body += ",\"message\":";
+  core::AppendJsonString(r.body, message);
+  r.body += ",\"request_id\":";
+  core::AppendJsonString(r.body, request_id);
+  r.body += "}}";
+  if (status == 503 || status == 429) r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+Response StatusResponse(const Status& s, const std::string& rid) {
+  using C = Status::Code;
+  switch (s.code()) {
+    case C::kOk:
+      return ErrorResponse(500, "internal", "ok status used as an error", rid);
+    case C::kInvalidJson:
+      return ErrorResponse(400, "invalid_json", s.message(), rid);
+    case C::kValidation:
+      return ErrorResponse(400, "validation_error", s.message(), rid);
+    case C::kUnauthorized:
+      return ErrorResponse(401, "unauthorized", s.message(), rid);
+    case C::kForbidden:
+      return ErrorResponse(403, "forbidden", s.message(), rid);
+    case C::kNotFound:
+      return ErrorResponse(404, "not_found", s.message(), rid);
+    case C::kConflict:
+      return ErrorResponse(409, "conflict", s.message(), rid);
+    case C::kTooLarge:
+      return ErrorResponse(413, "payload_too_large", s.message(), rid);
+    case C::kUnavailable:
+      // The store's own text may name files or hosts: keep it for the log only.
+      return ErrorResponse(503, "unavailable", "the store is unavailable; retry later", rid);
+    case C::kInternal:
+      return ErrorResponse(500, "internal", "internal error", rid);
+  }
+  return ErrorResponse(500, "internal", "internal error", rid);
+}
+
+namespace {
+int HexVal(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+std::string Decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() && HexVal(s[i + 1]) >= 0 && HexVal(s[i + 2]) >= 0) {
+      out += static_cast<char>(HexVal(s[i + 1]) * 16 + HexVal(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+}  // namespace
+
+std::optional<std::string> QueryParam(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view part = query.substr(0, amp);
+    size_t eq = part.find('=');
+    std::string_view k = part.substr(0, eq);
+    if (k == name) {
+      return eq == std::string_view::npos ? std::string() : Decode(part.substr(eq + 1));
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return std::nullopt;
+}
+
+}  // namespace triggers::api

@@ -1,0 +1,38 @@
+#include "api/json_body.h"
+
+#include <boost/json/stream_parser.hpp>
+
+namespace triggers::api {
+
+Status ParseJsonObject(std::string_view body, boost::json::object* out) {
+  if (body.empty()) return Status::InvalidJson("body is empty; expected a JSON object");
+  boost::json::parse_options opts;
+  opts.max_depth = 64;
+  boost::json::stream_parser p(boost::json::storage_ptr(), opts);
+  boost::system::error_code ec;
+  size_t n = p.write_some(body.data(), body.size(), ec);
+  if (!ec && n < body.size()) ec = boost::json::error::extra_data;
+  if (!ec) p.finish(ec);
+  if (ec) {
+    return Status::InvalidJson("body is not valid JSON at byte " + std::to_string(n) + ": " +
+                               ec.message());
+  }
+  boost::json::value v = p.release();
+  if (!v.is_object()) return Status::Validation("body must be a JSON object");
+  *out = std::move(v.as_object());
+  return Status::Ok();
+}
+
+Status CheckFields(const boost::json::object& obj,
+                   std::initializer_list<std::string_view> allowed) {
+  for (const auto& kv : obj) {
+    bool ok = false;
+    for (auto a : allowed) ok = ok || kv.key() == a;
+    if (!ok) {
+      return Status::Validation("unknown field '" + std::string(kv.key().substr(0, 64)) + "'");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace triggers::api

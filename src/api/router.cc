@@ -1,0 +1,213 @@
+#include "api/router.h"
+
+#include "api/handlers.h"
+#include "core/crypto.h"
+#include "core/keys.h"
+#include "obs/logger.h"
+
+namespace triggers::api {
+namespace {
+
+enum class Access {
+  kPublic,         // no key
+  kTenant,         // a tenant key with `scope`; the admin key is refused (it has no tenant)
+  kManageOrAdmin,  // the admin key, or a tenant key with `scope`
+};
+
+struct Route {
+  std::string_view method;
+  std::string_view pattern;
+  Access access;
+  uint32_t scope;
+  SyncHandler sync;
+  AsyncHandler async;
+};
+
+// Every route of the API. Literal patterns come before patterns with {id}.
+const Route kRoutes[] = {
+    {"GET", "/health", Access::kPublic, 0, GetHealth, nullptr},
+    {"POST", "/v1/keys", Access::kManageOrAdmin, kScopeManage, PostKey, nullptr},
+    {"GET", "/v1/keys", Access::kManageOrAdmin, kScopeManage, ListKeys, nullptr},
+    {"DELETE", "/v1/keys/{id}", Access::kManageOrAdmin, kScopeManage, DeleteKey, nullptr},
+    {"POST", "/v1/events", Access::kTenant, kScopeIngest, nullptr, PostEvent},
+    {"GET", "/v1/events", Access::kTenant, kScopeRead, ListEvents, nullptr},
+    {"POST", "/v1/events/batch", Access::kTenant, kScopeIngest, nullptr, PostEventBatch},
+    {"GET", "/v1/events/{id}", Access::kTenant, kScopeRead, GetEvent, nullptr},
+};
+
+bool MatchPattern(std::string_view pattern, std::string_view path, std::string_view* param) {
+  size_t brace = pattern.find('{');
+  if (brace == std::string_view::npos) return pattern == path;
+  if (path.substr(0, brace) != pattern.substr(0, brace)) return false;
+  size_t close = pattern.find('}', brace);
+  std::string_view rest_pattern = pattern.substr(close + 1);
+  std::string_view rest_path = path.substr(brace);
+  size_t slash = rest_path.find('/');
+  std::string_view seg = rest_path.substr(0, slash);
+  if (seg.empty()) return false;
+  std::string_view after = slash == std::string_view::npos ? "" : rest_path.substr(slash);
+  if (after != rest_pattern) return false;
+  *param = seg;
+  return true;
+}
+
+bool IsJsonMediaType(std::string_view ct) {
+  size_t semi = ct.find(';');
+  std::string_view base = ct.substr(0, semi);
+  while (!base.empty() && base.back() == ' ') base.remove_suffix(1);
+  constexpr std::string_view kJson = "application/json";
+  if (base.size() != kJson.size()) return false;
+  for (size_t i = 0; i < base.size(); ++i) {
+    char c = base[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != kJson[i]) return false;
+  }
+  return true;
+}
+
+std::string_view ScopeName(uint32_t scope) {
+  switch (scope) {
+    case kScopeIngest:
+      return "ingest";
+    case kScopeRead:
+      return "read";
+    case kScopeConsume:
+      return "consume";
+    case kScopeManage:
+      return "manage";
+  }
+  return "?";
+}
+
+}  // namespace
+
+void Router::Handle(const Request& req, Respond respond) {
+  const std::string& rid = req.request_id;
+  if (req.method == "OPTIONS") {
+    Response r;
+    r.status = 204;
+    r.route = "preflight";
+    r.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS");
+    r.headers.emplace_back("Access-Control-Allow-Headers",
+                           "Authorization, X-API-Key, Content-Type, Idempotency-Key, X-Request-Id");
+    r.headers.emplace_back("Access-Control-Max-Age", "600");
+    return respond(std::move(r));
+  }
+  int found = -1;
+  std::string allow;
+  std::string_view param;
+  for (int i = 0; i < static_cast<int>(std::size(kRoutes)); ++i) {
+    std::string_view p;
+    if (!MatchPattern(kRoutes[i].pattern, req.path, &p)) continue;
+    if (kRoutes[i].method == req.method) {
+      found = i;
+      param = p;
+      break;
+    }
+    if (allow.find(kRoutes[i].method) == std::string::npos) {
+      if (!allow.empty()) allow += ", ";
+      allow += kRoutes[i].method;
+    }
+  }
+  if (found < 0) {
+    if (!allow.empty()) {
+      Response r = ErrorResponse(
+          405, "method_not_allowed",
+          "method " + std::string(req.method) + " is not allowed here; allowed: " + allow, rid);
+      r.headers.emplace_back("Allow", allow);
+      return respond(std::move(r));
+    }
+    return respond(ErrorResponse(404, "not_found", "no such route", rid));
+  }
+  const Route& route = kRoutes[found];
+  if (ctx_->shutting_down.load(std::memory_order_relaxed)) {
+    Response r = ErrorResponse(503, "unavailable", "the server is shutting down", rid);
+    r.close = true;
+    return respond(std::move(r));
+  }
+  Call call;
+  call.req = &req;
+  call.param = param;
+  call.route = route.pattern;
+  if (route.access == Access::kPublic)
+    return Authorized(req, std::move(call), found, std::move(respond));
+
+  if (!req.authorization.empty() && core::ExtractKey(req.authorization, {}).empty()) {
+    return respond(
+        ErrorResponse(401, "unauthorized", "the Authorization header must be 'Bearer <key>'", rid));
+  }
+  std::string_view key = core::ExtractKey(req.authorization, req.x_api_key);
+  if (key.empty()) {
+    return respond(ErrorResponse(401, "unauthorized",
+                                 "missing API key: send Authorization: Bearer <key> or X-API-Key",
+                                 rid));
+  }
+  if (key.size() > 256) return respond(ErrorResponse(401, "unauthorized", "unknown API key", rid));
+  std::string hash = core::Sha256(key);
+  switch (ctx_->keys->Find(hash, &call.who)) {
+    case KeyCache::Lookup::kFound:
+      break;
+    case KeyCache::Lookup::kRejected:
+      return respond(ErrorResponse(401, "unauthorized", "this API key has been revoked", rid));
+    case KeyCache::Lookup::kMiss: {
+      if (!core::LooksLikeApiKey(key)) {
+        return respond(ErrorResponse(401, "unauthorized", "unknown API key", rid));
+      }
+      // Not cached: ask the store on the blocking pool, then continue there.
+      auto task = [this, &req, call = std::move(call), found, respond, hash]() mutable {
+        Status s = ctx_->keys->LoadFromStore(hash, &call.who);
+        if (!s.ok()) return respond(StatusResponse(s, req.request_id));
+        if (!ctx_->keys->AllowRequest(hash)) {
+          return respond(ErrorResponse(429, "rate_limited", "rate limit of this key exceeded",
+                                       req.request_id));
+        }
+        Authorized(req, std::move(call), found, std::move(respond));
+      };
+      if (!ctx_->run_blocking(std::move(task))) {
+        return respond(ErrorResponse(503, "unavailable", "server busy; retry later", rid));
+      }
+      return;
+    }
+  }
+  if (!ctx_->keys->AllowRequest(hash)) {
+    return respond(ErrorResponse(429, "rate_limited", "rate limit of this key exceeded", rid));
+  }
+  Authorized(req, std::move(call), found, std::move(respond));
+}
+
+void Router::Authorized(const Request& req, Call call, int index, Respond respond) {
+  const Route& route = kRoutes[index];
+  const std::string& rid = req.request_id;
+  if (route.access == Access::kTenant && call.who.admin) {
+    return respond(ErrorResponse(403, "forbidden",
+                                 "the admin key has no tenant; use a tenant key with the '" +
+                                     std::string(ScopeName(route.scope)) + "' scope",
+                                 rid));
+  }
+  if (route.access != Access::kPublic && !call.who.admin && !(call.who.scopes & route.scope)) {
+    return respond(ErrorResponse(
+        403, "forbidden", "this key lacks the '" + std::string(ScopeName(route.scope)) + "' scope",
+        rid));
+  }
+  if (req.has_body && (req.method == "POST" || req.method == "PATCH" || req.method == "PUT") &&
+      !IsJsonMediaType(req.content_type)) {
+    return respond(ErrorResponse(415, "unsupported_media_type",
+                                 "the body must be sent with Content-Type: application/json", rid));
+  }
+  // Every response carries the route and tenant for the access log.
+  Respond tagged = [respond = std::move(respond), route = route.pattern,
+                    tenant = call.who.tenant](Response&& r) mutable {
+    r.route = route;
+    r.tenant = std::move(tenant);
+    respond(std::move(r));
+  };
+  if (route.async) return route.async(*ctx_, call, std::move(tagged));
+  auto task = [this, call = std::move(call), tagged, fn = route.sync]() mutable {
+    tagged(fn(*ctx_, call));
+  };
+  if (!ctx_->run_blocking(std::move(task))) {
+    tagged(ErrorResponse(503, "unavailable", "server busy; retry later", rid));
+  }
+}
+
+}  // namespace triggers::api

@@ -1,0 +1,42 @@
+// Configuration of `triggers serve` and the offline subcommands: flags, each
+// also read from TRIGGERS_<FLAG> (CLI11 envname), then validated into typed values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "triggers/status.h"
+
+namespace triggers::app {
+
+struct Config {
+  // As given (strings where the flag takes a duration or a size).
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = "./data";
+  std::string store = "sqlite";
+  std::string postgres_url;
+  int threads = 0;  // 0 = number of cores
+  std::string max_body = "256KiB";
+  int64_t max_connections = 10000;
+  std::string retention = "7d";
+  std::string purge_interval = "60s";
+  double rate_limit_per_key = 0;
+  std::string cors_origins = "*";
+  std::string log_level = "info";
+  std::string request_timeout = "10s";
+  std::string idle_timeout = "60s";
+
+  // Derived by Validate().
+  std::string host;
+  uint16_t port = 0;
+  int64_t max_body_bytes = 0;
+  int64_t retention_ms = 0;
+  int64_t purge_interval_ms = 0;
+  int64_t request_timeout_ms = 0;
+  int64_t idle_timeout_ms = 0;
+
+  Status Validate();
+  std::string DbPath() const { return data_dir + "/triggers.db"; }
+};
+
+}  // namespace triggers::app

@@ -1,0 +1,297 @@
+#include "app/serve.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "api/auth.h"
+#include "api/context.h"
+#include "api/router.h"
+#include "core/crypto.h"
+#include "core/ids.h"
+#include "core/keys.h"
+#include "core/time_util.h"
+#include "http/server.h"
+#include "obs/logger.h"
+#include "store/ingest_writer.h"
+#include "triggers/store.h"
+#include "triggers/version.h"
+
+namespace triggers::app {
+namespace {
+
+void LogError(const std::string& msg, const std::string& detail = "") {
+  obs::LogLine l(obs::Level::kError, msg);
+  if (!detail.empty()) l.Str("error", detail);
+  l.Emit();
+}
+
+// Writes the admin key to <data-dir>/admin.key with mode 0600 (created so,
+// never widened by the umask), fsync'd.
+Status WriteAdminKeyFile(const std::string& path, const std::string& key) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::Unavailable("cannot create " + path);
+  ::fchmod(fd, 0600);
+  std::string line = key + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+            ::fsync(fd) == 0;
+  ::close(fd);
+  return ok ? Status::Ok() : Status::Unavailable("cannot write " + path);
+}
+
+// First start with an empty store and no TRIGGERS_ADMIN_KEY: make the admin key.
+Status BootstrapAdminKey(store::Store* store, const Config& cfg, bool env_key) {
+  if (env_key) return Status::Ok();
+  auto has = store->HasAdminKey();
+  if (!has.ok()) return has.status();
+  std::string path = cfg.data_dir + "/admin.key";
+  if (has.value()) return Status::Ok();
+  ApiKey key;
+  std::string plain = core::GenerateApiKey();
+  key.admin = true;
+  key.hash = core::Sha256(plain);
+  key.scopes = kScopeIngest | kScopeRead | kScopeConsume | kScopeManage;
+  key.created_at_ms = SystemClock()->NowMs();
+  key.id = core::NewId("key_", key.created_at_ms);
+  key.name = "admin";
+  // File first: a crash between the two leaves a file without a row, and the
+  // next start simply makes a new key; never a row whose key nobody has.
+  if (Status s = WriteAdminKeyFile(path, plain); !s.ok()) return s;
+  if (Status s = store->CreateKey(key); !s.ok()) return s;
+  obs::LogLine(obs::Level::kInfo, "admin key created").Str("path", path).Emit();
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<store::Store>> OpenStore(Config& cfg) {
+  if (cfg.store == "postgres") {
+    return Status::Validation("--store postgres is not available in this build yet");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(cfg.data_dir, ec);
+  if (ec)
+    return Status::Unavailable("cannot create --data-dir " + cfg.data_dir + ": " + ec.message());
+  store::SqliteOptions o;
+  o.path = cfg.DbPath();
+  return store::OpenSqlite(o);
+}
+
+// Background upkeep: revocations from other processes (every second) and
+// the retention purge (every --purge-interval).
+class Maintenance {
+ public:
+  Maintenance(store::Store* store, api::KeyCache* keys, const Config& cfg)
+      : store_(store), keys_(keys), cfg_(cfg), thread_([this] { Run(); }) {}
+  ~Maintenance() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+ private:
+  void Run() {
+    auto next_purge = std::chrono::steady_clock::now();
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      lock.unlock();
+      keys_->RefreshRevocations();
+      if (std::chrono::steady_clock::now() >= next_purge) {
+        int64_t now = SystemClock()->NowMs();
+        auto r = store_->Purge(now - cfg_.retention_ms, now - 24LL * 3600 * 1000);
+        if (!r.ok()) {
+          obs::LogLine(obs::Level::kWarn, "retention purge failed")
+              .Str("error", r.status().message())
+              .Emit();
+        } else if (r.value() > 0) {
+          obs::LogLine(obs::Level::kInfo, "retention purge")
+              .Int("events_deleted", r.value())
+              .Emit();
+        }
+        next_purge =
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg_.purge_interval_ms);
+      }
+      lock.lock();
+      auto wait = std::min<int64_t>(1000, cfg_.purge_interval_ms);
+      cv_.wait_for(lock, std::chrono::milliseconds(wait), [&] { return stop_; });
+    }
+  }
+  store::Store* store_;
+  api::KeyCache* keys_;
+  const Config& cfg_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+int RunServe(Config& cfg) {
+  if (Status s = cfg.Validate(); !s.ok()) {
+    std::fprintf(stderr, "triggers: %s\n", s.message().c_str());
+    return 2;
+  }
+  obs::Level level;
+  obs::ParseLevel(cfg.log_level, &level);
+  obs::SetLogLevel(level);
+  obs::StartAsyncLogging();
+
+  auto opened = OpenStore(cfg);
+  if (!opened.ok()) {
+    LogError("cannot open the store", opened.status().message());
+    obs::StopAsyncLogging();
+    return 1;
+  }
+  std::unique_ptr<store::Store> st = std::move(opened.value());
+
+  const char* env_admin = std::getenv("TRIGGERS_ADMIN_KEY");
+  std::optional<std::string> admin;
+  if (env_admin && *env_admin) admin = std::string(env_admin);
+  if (Status s = BootstrapAdminKey(st.get(), cfg, admin.has_value()); !s.ok()) {
+    LogError("cannot create the admin key", s.message());
+    obs::StopAsyncLogging();
+    return 1;
+  }
+
+  api::KeyCache keys(st.get(), SystemClock(), admin, cfg.rate_limit_per_key);
+  store::IngestWriter writer(st.get(), SystemClock(), {});
+  api::Context ctx;
+  ctx.store = st.get();
+  ctx.writer = &writer;
+  ctx.keys = &keys;
+  ctx.clock = SystemClock();
+  ctx.start_ms = SystemClock()->NowMs();
+  ctx.cors_origins = cfg.cors_origins;
+  api::Router router(&ctx);
+
+  http::ServerOptions so;
+  so.host = cfg.host;
+  so.port = cfg.port;
+  unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  so.io_threads = cfg.threads > 0 ? cfg.threads : static_cast<int>(cores);
+  so.blocking_threads = std::max(4, so.io_threads);
+  so.max_body = static_cast<size_t>(cfg.max_body_bytes);
+  so.max_connections = static_cast<size_t>(cfg.max_connections);
+  so.request_timeout_ms = cfg.request_timeout_ms;
+  so.idle_timeout_ms = cfg.idle_timeout_ms;
+  so.cors_origins = cfg.cors_origins;
+  http::Server server(so, &router, &ctx);
+  ctx.run_blocking = [&server](std::function<void()> fn) {
+    return server.RunBlocking(std::move(fn));
+  };
+  if (Status s = server.Listen(); !s.ok()) {
+    LogError("cannot listen", s.message());
+    obs::StopAsyncLogging();
+    return 1;
+  }
+  std::string addr = cfg.host + ":" + std::to_string(server.port());
+  obs::LogLine(obs::Level::kInfo, "listening")
+      .Str("addr", addr)
+      .Str("store", cfg.store)
+      .Str("version", TRIGGERS_VERSION)
+      .Int("io_threads", so.io_threads)
+      .Emit();
+  {
+    Maintenance maintenance(st.get(), &keys, cfg);
+    server.Run([&ctx] { ctx.shutting_down.store(true); });
+  }
+  writer.Stop();
+  obs::LogLine(obs::Level::kInfo, "stopped")
+      .Int("ingest_commits", static_cast<int64_t>(writer.commits()))
+      .Int("ingest_events", static_cast<int64_t>(writer.committed_items()))
+      .Emit();
+  obs::StopAsyncLogging();
+  return 0;
+}
+
+int RunKeysCreate(Config& cfg, const KeysArgs& a) {
+  if (!core::IsValidTenant(a.tenant)) {
+    std::fprintf(stderr, "triggers: --tenant must match [a-z0-9_-]{1,64}\n");
+    return 2;
+  }
+  auto scopes = core::ScopesFromCsv(a.scopes);
+  if (!scopes) {
+    std::fprintf(
+        stderr,
+        "triggers: --scopes must be a comma-separated list of ingest, read, consume, manage\n");
+    return 2;
+  }
+  auto opened = OpenStore(cfg);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "triggers: %s\n", opened.status().message().c_str());
+    return 1;
+  }
+  ApiKey key;
+  std::string plain = core::GenerateApiKey();
+  key.tenant = a.tenant;
+  key.scopes = *scopes;
+  if (!a.name.empty()) key.name = a.name;
+  key.hash = core::Sha256(plain);
+  key.created_at_ms = SystemClock()->NowMs();
+  key.id = core::NewId("key_", key.created_at_ms);
+  if (Status s = opened.value()->CreateKey(key); !s.ok()) {
+    std::fprintf(stderr, "triggers: %s\n", s.message().c_str());
+    return 1;
+  }
+  std::printf("%s\n", plain.c_str());
+  std::fprintf(stderr, "created %s for tenant %s with scopes %s\n", key.id.c_str(),
+               key.tenant.c_str(), core::ScopesToCsv(key.scopes).c_str());
+  return 0;
+}
+
+int RunKeysList(Config& cfg, const KeysArgs& a) {
+  auto opened = OpenStore(cfg);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "triggers: %s\n", opened.status().message().c_str());
+    return 1;
+  }
+  store::ListOptions opts;
+  opts.limit = 1000;
+  for (;;) {
+    auto r = opened.value()->ListKeys(a.tenant, opts);
+    if (!r.ok()) {
+      std::fprintf(stderr, "triggers: %s\n", r.status().message().c_str());
+      return 1;
+    }
+    for (const auto& k : r.value()) {
+      std::printf("%s %s %s %s %s %s\n", k.id.c_str(), k.tenant.c_str(),
+                  core::ScopesToCsv(k.scopes).c_str(), k.name ? k.name->c_str() : "-",
+                  core::FormatTimeMs(k.created_at_ms).c_str(),
+                  k.revoked_at_ms ? "revoked" : "active");
+    }
+    if (r.value().size() < 1000) break;
+    opts.after_id = r.value().back().id;
+  }
+  return 0;
+}
+
+int RunKeysRevoke(Config& cfg, const KeysArgs& a) {
+  if (!core::IsValidId(a.key_id, "key_")) {
+    std::fprintf(stderr, "triggers: '%s' is not a key id (key_...)\n", a.key_id.c_str());
+    return 2;
+  }
+  auto opened = OpenStore(cfg);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "triggers: %s\n", opened.status().message().c_str());
+    return 1;
+  }
+  auto r = opened.value()->RevokeKey("", a.key_id, SystemClock()->NowMs());
+  if (!r.ok()) {
+    std::fprintf(stderr, "triggers: %s\n", r.status().message().c_str());
+    return r.status().IsNotFound() ? 3 : 1;
+  }
+  std::fprintf(stderr, "revoked %s (running servers stop accepting it within 5 s)\n",
+               a.key_id.c_str());
+  return 0;
+}
+
+}  // namespace triggers::app

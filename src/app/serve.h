@@ -1,0 +1,23 @@
+// The composition root of `triggers serve` and of the offline key commands.
+#pragma once
+
+#include <string>
+
+#include "app/config.h"
+
+namespace triggers::app {
+
+// Runs the server until SIGTERM/SIGINT. Returns the process exit code.
+int RunServe(Config& config);
+
+struct KeysArgs {
+  std::string tenant;
+  std::string scopes;
+  std::string name;
+  std::string key_id;
+};
+int RunKeysCreate(Config& config, const KeysArgs& args);
+int RunKeysList(Config& config, const KeysArgs& args);
+int RunKeysRevoke(Config& config, const KeysArgs& args);
+
+}  // namespace triggers::app

@@ -1,0 +1,388 @@
+#include "http/server.h"
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "core/ids.h"
+#include "obs/logger.h"
+#include "triggers/clock.h"
+
+namespace triggers::http {
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr int kMaxBlockingQueue = 4096;
+
+bool IsPrintableId(std::string_view s) {
+  if (s.empty() || s.size() > 128) return false;
+  for (char c : s) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+std::string_view Sv(beast::string_view s) { return {s.data(), s.size()}; }
+
+}  // namespace
+
+class Session;
+
+struct Server::Impl {
+  Impl(ServerOptions o, api::Router* r, api::Context* c)
+      : opts(std::move(o)),
+        router(r),
+        ctx(c),
+        ioc(opts.io_threads),
+        acceptor(ioc),
+        signals(ioc, SIGINT, SIGTERM),
+        blocking(static_cast<size_t>(opts.blocking_threads)),
+        drain_timer(ioc) {}
+
+  void Accept();
+  void BeginShutdown();
+  void CheckDrained();
+
+  ServerOptions opts;
+  api::Router* router;
+  api::Context* ctx;
+  net::io_context ioc;
+  tcp::acceptor acceptor;
+  net::signal_set signals;
+  net::thread_pool blocking;
+  std::atomic<int> blocking_pending{0};
+  net::steady_timer drain_timer;
+  std::chrono::steady_clock::time_point drain_deadline;
+  std::function<void()> on_signal;
+  std::atomic<bool> stopping{false};
+  std::atomic<size_t> active{0};
+  std::mutex sessions_mu;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, Server::Impl* srv) : stream_(std::move(socket)), srv_(srv) {}
+
+  ~Session() {
+    {
+      std::lock_guard lock(srv_->sessions_mu);
+      srv_->sessions.erase(this);
+    }
+    srv_->active.fetch_sub(1);
+  }
+
+  void Start() {
+    {
+      std::lock_guard lock(srv_->sessions_mu);
+      srv_->sessions.emplace(this, weak_from_this());
+    }
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&Session::WaitForRequest, shared_from_this()));
+  }
+
+  // Shutdown: a connection waiting for its next request is closed now; a busy
+  // one closes after its response (keep-alive is off while stopping).
+  void CloseIfIdle() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->idle_) self->stream_.cancel();
+    });
+  }
+
+ private:
+  void WaitForRequest() {
+    if (srv_->stopping.load()) return Close();
+    if (buffer_.size() > 0) return ReadHeader();  // pipelined bytes already here
+    idle_ = true;
+    stream_.expires_after(std::chrono::milliseconds(srv_->opts.idle_timeout_ms));
+    stream_.async_read_some(buffer_.prepare(8192),
+                            beast::bind_front_handler(&Session::OnFirstBytes, shared_from_this()));
+  }
+
+  void OnFirstBytes(beast::error_code ec, size_t n) {
+    idle_ = false;
+    if (ec) return Close();
+    buffer_.commit(n);
+    ReadHeader();
+  }
+
+  void ReadHeader() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(srv_->opts.max_header));
+    parser_->body_limit(srv_->opts.max_body);
+    start_ns_ = SystemClock()->MonoNs();
+    // The whole request (header and body) must arrive within the read timeout.
+    stream_.expires_after(std::chrono::milliseconds(srv_->opts.request_timeout_ms));
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+  }
+
+  void OnHeader(beast::error_code ec, size_t) {
+    if (ec) return OnReadError(ec);
+    auto& m = parser_->get();
+    auto expect = m.find(bhttp::field::expect);
+    if (expect != m.end() && beast::iequals(expect->value(), "100-continue")) {
+      // curl sends Expect: 100-continue for larger bodies and waits for this.
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      net::async_write(stream_, net::buffer(kContinue),
+                       [self = shared_from_this()](beast::error_code wec, size_t) {
+                         if (wec) return self->Close();
+                         self->ReadBody();
+                       });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    if (parser_->is_done()) return OnRead({}, 0);
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+  }
+
+  void OnReadError(beast::error_code ec) {
+    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
+        ec == net::error::operation_aborted || ec == net::error::eof ||
+        ec == net::error::connection_reset) {
+      return Close();
+    }
+    request_id_ = core::NewId("req_", SystemClock()->NowMs());
+    keep_alive_req_ = false;
+    if (ec == bhttp::error::body_limit) {
+      return Write(api::ErrorResponse(
+          413, "payload_too_large",
+          "the body is larger than the limit of " + std::to_string(srv_->opts.max_body) + " bytes",
+          request_id_));
+    }
+    if (ec == bhttp::error::header_limit) {
+      return Write(api::ErrorResponse(431, "request_header_too_large",
+                                      "the header block is larger than 16 KiB", request_id_));
+    }
+    // Anything else that failed to parse: say so once and close.
+    return Write(api::ErrorResponse(400, "invalid_request", "malformed HTTP request", request_id_));
+  }
+
+  void OnRead(beast::error_code ec, size_t) {
+    if (ec) return OnReadError(ec);
+    auto& m = parser_->get();
+    keep_alive_req_ = m.keep_alive();
+    auto rid = m.find("X-Request-Id");
+    if (rid != m.end() && IsPrintableId(Sv(rid->value()))) {
+      request_id_.assign(rid->value().data(), rid->value().size());
+    } else {
+      request_id_ = core::NewId("req_", SystemClock()->NowMs());
+    }
+    req_ = api::Request{};
+    req_.method = Sv(m.method_string());
+    std::string_view target = Sv(m.target());
+    size_t q = target.find('?');
+    req_.path = target.substr(0, q);
+    if (q != std::string_view::npos) req_.query = target.substr(q + 1);
+    req_.body = m.body();
+    req_.has_body = !m.body().empty();
+    req_.authorization = Sv(m[bhttp::field::authorization]);
+    req_.x_api_key = Sv(m["X-API-Key"]);
+    req_.content_type = Sv(m[bhttp::field::content_type]);
+    auto idem = m.find("Idempotency-Key");
+    req_.has_idempotency_key = idem != m.end();
+    if (req_.has_idempotency_key) req_.idempotency_key = Sv(idem->value());
+    req_.origin = Sv(m[bhttp::field::origin]);
+    req_.request_id = request_id_;
+    auto self = shared_from_this();
+    srv_->router->Handle(req_, [self](api::Response&& r) {
+      net::dispatch(self->stream_.get_executor(),
+                    [self, r = std::move(r)]() mutable { self->Write(std::move(r)); });
+    });
+  }
+
+  void Write(api::Response&& r) {
+    res_.emplace();
+    auto& res = *res_;
+    res.version(11);
+    res.result(static_cast<unsigned>(r.status));
+    res.set(bhttp::field::server, "triggers");
+    if (r.status != 204) res.set(bhttp::field::content_type, r.content_type);
+    res.set("X-Request-Id", request_id_);
+    const std::string& cors = srv_->opts.cors_origins;
+    if (cors == "*") {
+      res.set(bhttp::field::access_control_allow_origin, "*");
+    } else if (!req_.origin.empty()) {
+      // A list of origins: echo the request's origin when it is in the list.
+      std::string_view list = cors;
+      while (!list.empty()) {
+        size_t comma = list.find(',');
+        std::string_view o = list.substr(0, comma);
+        while (!o.empty() && o.front() == ' ') o.remove_prefix(1);
+        if (o == req_.origin) {
+          res.set(bhttp::field::access_control_allow_origin, req_.origin);
+          break;
+        }
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+      }
+      res.set(bhttp::field::vary, "Origin");
+    }
+    for (auto& [k, v] : r.headers) res.set(k, v);
+    res.body() = std::move(r.body);
+    keep_alive_ = keep_alive_req_ && !r.close && !srv_->stopping.load();
+    res.keep_alive(keep_alive_);
+    res.prepare_payload();
+
+    double latency_ms = static_cast<double>(SystemClock()->MonoNs() - start_ns_) / 1e6;
+    obs::LogLine line(r.status >= 500 ? obs::Level::kWarn : obs::Level::kInfo, "request");
+    line.Str("request_id", request_id_)
+        .Str("method", req_.method)
+        .Str("route", r.route)
+        .Int("status", r.status)
+        .Num("latency_ms", latency_ms);
+    if (r.tenant.empty()) {
+      line.Null("tenant");
+    } else {
+      line.Str("tenant", r.tenant);
+    }
+    line.Emit();
+
+    stream_.expires_after(std::chrono::milliseconds(srv_->opts.request_timeout_ms));
+    bhttp::async_write(stream_, res,
+                       beast::bind_front_handler(&Session::OnWrite, shared_from_this()));
+  }
+
+  void OnWrite(beast::error_code ec, size_t) {
+    if (ec || !keep_alive_) return Close();
+    res_.reset();
+    WaitForRequest();
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  Server::Impl* srv_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<bhttp::response<bhttp::string_body>> res_;
+  api::Request req_;
+  std::string request_id_;
+  int64_t start_ns_ = 0;
+  bool idle_ = false;
+  bool keep_alive_req_ = true;
+  bool keep_alive_ = true;
+};
+
+void Server::Impl::Accept() {
+  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (stopping.load() || ec == net::error::operation_aborted) return;
+      obs::LogLine(obs::Level::kWarn, "accept failed").Str("error", ec.message()).Emit();
+    } else if (active.load() >= opts.max_connections) {
+      beast::error_code ignored;
+      socket.close(ignored);  // bounded connections: refuse beyond the limit
+    } else {
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      active.fetch_add(1);
+      std::make_shared<Session>(std::move(socket), this)->Start();
+    }
+    if (!stopping.load()) Accept();
+  });
+}
+
+void Server::Impl::BeginShutdown() {
+  if (stopping.exchange(true)) return;
+  obs::LogLine(obs::Level::kInfo, "shutting down")
+      .Int("connections", static_cast<int64_t>(active.load()))
+      .Emit();
+  if (on_signal) on_signal();
+  beast::error_code ec;
+  acceptor.close(ec);
+  signals.cancel(ec);
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard lock(sessions_mu);
+    for (auto& [p, w] : sessions) {
+      if (auto s = w.lock()) live.push_back(std::move(s));
+    }
+  }
+  for (auto& s : live) s->CloseIfIdle();
+  drain_deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(opts.shutdown_grace_ms);
+  CheckDrained();
+}
+
+void Server::Impl::CheckDrained() {
+  if (active.load() == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
+    ioc.stop();
+    return;
+  }
+  drain_timer.expires_after(std::chrono::milliseconds(20));
+  drain_timer.async_wait([this](beast::error_code) { CheckDrained(); });
+}
+
+Server::Server(ServerOptions options, api::Router* router, api::Context* ctx)
+    : impl_(std::make_unique<Impl>(std::move(options), router, ctx)) {}
+
+Server::~Server() { impl_->blocking.join(); }
+
+Status Server::Listen() {
+  beast::error_code ec;
+  auto addr = net::ip::make_address(impl_->opts.host, ec);
+  if (ec) return Status::Validation("--listen: bad address '" + impl_->opts.host + "'");
+  tcp::endpoint ep(addr, impl_->opts.port);
+  auto& a = impl_->acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
+  if (ec)
+    return Status::Unavailable("cannot listen on " + impl_->opts.host + ":" +
+                               std::to_string(impl_->opts.port) + ": " + ec.message());
+  return Status::Ok();
+}
+
+uint16_t Server::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+void Server::Run(std::function<void()> on_signal) {
+  impl_->on_signal = std::move(on_signal);
+  impl_->signals.async_wait([this](beast::error_code ec, int) {
+    if (!ec) impl_->BeginShutdown();
+  });
+  impl_->Accept();
+  std::vector<std::thread> threads;
+  for (int i = 1; i < impl_->opts.io_threads; ++i) {
+    threads.emplace_back([this] { impl_->ioc.run(); });
+  }
+  impl_->ioc.run();
+  for (auto& t : threads) t.join();
+}
+
+void Server::Shutdown() {
+  net::post(impl_->ioc, [this] { impl_->BeginShutdown(); });
+}
+
+bool Server::RunBlocking(std::function<void()> fn) {
+  if (impl_->blocking_pending.fetch_add(1) >= kMaxBlockingQueue) {
+    impl_->blocking_pending.fetch_sub(1);
+    return false;
+  }
+  net::post(impl_->blocking, [this, fn = std::move(fn)] {
+    fn();
+    impl_->blocking_pending.fetch_sub(1);
+  });
+  return true;
+}
+
+}  // namespace triggers::http

@@ -1,0 +1,56 @@
+// The HTTP/1.1 server: Boost.Beast sessions on an Asio thread pool. The socket
+// code only reads, parses and writes; requests go to api::Router as plain data.
+// Every limit is here in code: header block, body, read and idle timeouts,
+// connection count. Also the blocking pool that handlers use for store I/O.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "api/router.h"
+#include "triggers/status.h"
+
+namespace triggers::http {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
+  int io_threads = 2;
+  int blocking_threads = 4;
+  size_t max_body = 256 * 1024;
+  size_t max_header = 16 * 1024;
+  size_t max_connections = 10000;
+  int64_t request_timeout_ms = 10'000;
+  int64_t idle_timeout_ms = 60'000;
+  int64_t shutdown_grace_ms = 10'000;
+  std::string cors_origins = "*";
+};
+
+class Server {
+ public:
+  Server(ServerOptions options, api::Router* router, api::Context* ctx);
+  ~Server();
+
+  // Binds and listens. After Ok, port() is the bound port.
+  Status Listen();
+  uint16_t port() const;
+
+  // Runs the I/O threads until SIGINT/SIGTERM (or Shutdown()), then drains:
+  // stops accepting, lets in-flight requests finish (bounded by
+  // shutdown_grace_ms), closes idle connections, and returns.
+  // `on_signal` runs when the shutdown begins.
+  void Run(std::function<void()> on_signal);
+  void Shutdown();
+
+  // Posts `fn` to the blocking pool; false when the pool is saturated.
+  bool RunBlocking(std::function<void()> fn);
+
+  struct Impl;  // public only so the .cc's session class can name it
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace triggers::http

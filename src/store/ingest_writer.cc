@@ -1,0 +1,75 @@
+#include "store/ingest_writer.h"
+
+#include "core/ids.h"
+
+namespace triggers::store {
+
+IngestWriter::IngestWriter(Store* store, Clock* clock, Options options)
+    : store_(store), clock_(clock), opts_(options), thread_([this] { Run(); }) {}
+
+IngestWriter::~IngestWriter() { Stop(); }
+
+bool IngestWriter::Submit(std::shared_ptr<IngestBatch> batch) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || queued_items_ + batch->items.size() > opts_.max_queued_items) return false;
+    queued_items_ += batch->items.size();
+    queue_.push_back(std::move(batch));
+  }
+  cv_.notify_one();
+  return true;
+}
+
+void IngestWriter::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void IngestWriter::Run() {
+  core::UlidGenerator ids;
+  std::vector<std::shared_ptr<IngestBatch>> work;
+  std::vector<IngestItem*> items;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      // Take batches up to the per-commit cap (at least one).
+      size_t n = 0, taken = 0;
+      while (taken < queue_.size() &&
+             (taken == 0 || n + queue_[taken]->items.size() <= opts_.max_items_per_commit)) {
+        n += queue_[taken]->items.size();
+        ++taken;
+      }
+      work.assign(std::make_move_iterator(queue_.begin()),
+                  std::make_move_iterator(queue_.begin() + static_cast<ptrdiff_t>(taken)));
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(taken));
+      queued_items_ -= n;
+    }
+    // Ids are assigned here, by the one writer, so they increase in commit order.
+    const int64_t now = clock_->NowMs();
+    items.clear();
+    for (auto& b : work) {
+      for (auto& it : b->items) {
+        it.event.id = ids.Next("evt_", now);
+        it.event.received_at_ms = now;
+        items.push_back(&it);
+      }
+    }
+    Status s = store_->CommitIngest(items, now, opts_.idempotency_window_ms);
+    if (s.ok()) {
+      commits_.fetch_add(1, std::memory_order_relaxed);
+      items_.fetch_add(items.size(), std::memory_order_relaxed);
+    }
+    // We reply only now, after the commit: a 2xx promises the event is on disk.
+    for (auto& b : work) b->done(s);
+    work.clear();
+  }
+}
+
+}  // namespace triggers::store

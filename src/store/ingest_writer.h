@@ -1,0 +1,67 @@
+// IngestWriter: group commit. Ingest requests from every I/O thread queue
+// here; one writer thread takes everything queued, writes it in a single
+// transaction with a single fsync (Store::CommitIngest) and then completes
+// each request. No I/O thread ever waits on the disk.
+//
+// Thread safety: Submit() from any thread. Callbacks run on the writer thread
+// and must not block (they post the response to the connection's executor).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "triggers/clock.h"
+#include "triggers/store.h"
+
+namespace triggers::store {
+
+// One request's events (1 for POST /v1/events, up to 500 for a batch).
+struct IngestBatch {
+  std::vector<IngestItem> items;
+  // Called once, after the commit (Ok: every item has its outcome) or its failure.
+  std::function<void(const Status&)> done;
+};
+
+class IngestWriter {
+ public:
+  struct Options {
+    size_t max_queued_items = 50000;  // beyond this Submit refuses (503): bounded memory
+    size_t max_items_per_commit = 2000;
+    int64_t idempotency_window_ms = 24LL * 3600 * 1000;
+  };
+  IngestWriter(Store* store, Clock* clock, Options options);
+  ~IngestWriter();  // Stop()s
+
+  // Queues the batch. Returns false (and does not call done) when the queue
+  // is full or the writer is stopping: the caller answers 503.
+  bool Submit(std::shared_ptr<IngestBatch> batch);
+  // Writes what is queued, then stops the thread. Idempotent.
+  void Stop();
+
+  uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+  uint64_t committed_items() const { return items_.load(std::memory_order_relaxed); }
+
+ private:
+  void Run();
+
+  Store* store_;
+  Clock* clock_;
+  Options opts_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::shared_ptr<IngestBatch>> queue_;
+  size_t queued_items_ = 0;
+  bool stopping_ = false;
+  std::atomic<uint64_t> commits_{0};
+  std::atomic<uint64_t> items_{0};
+  std::thread thread_;
+};
+
+}  // namespace triggers::store
