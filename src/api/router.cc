@@ -96,8 +96,14 @@ void Router::Handle(const Request& req, Respond respond) {
   int found = -1;
   std::string allow;
   std::string_view param;
+  // A literal pattern wins over a pattern with {id}: /v1/events/batch is never an id.
+  bool literal = false;
+  for (const Route& r : kRoutes) {
+    literal = literal || (r.pattern.find('{') == std::string_view::npos && r.pattern == req.path);
+  }
   for (int i = 0; i < static_cast<int>(std::size(kRoutes)); ++i) {
     std::string_view p;
+    if (literal && kRoutes[i].pattern.find('{') != std::string_view::npos) continue;
     if (!MatchPattern(kRoutes[i].pattern, req.path, &p)) continue;
     if (kRoutes[i].method == req.method) {
       found = i;

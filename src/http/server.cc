@@ -128,7 +128,10 @@ class Session : public std::enable_shared_from_this<Session> {
                              beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
   }
 
-  void OnHeader(beast::error_code ec, size_t) {
+  void OnHeader(beast::error_code ec, size_t header_bytes) {
+    // Beast's header_limit can miss a block that arrives in one piece; the
+    // byte count of the header read is exact.
+    if (!ec && header_bytes > srv_->opts.max_header) ec = bhttp::error::header_limit;
     if (ec) return OnReadError(ec);
     auto& m = parser_->get();
     auto expect = m.find(bhttp::field::expect);

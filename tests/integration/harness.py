@@ -1,0 +1,660 @@
+"""Black-box test harness for the Triggers server.
+
+Standard library only. The binary comes from $TRIGGERS_BIN, else
+<repo>/build/triggers. Every server runs in its own temporary directory:
+
+    <tmp>/data            --data-dir (unless one is given)
+    <tmp>/stderr.N.log    stderr of the N-th start (one file per start)
+    <tmp>/stdout.N.log    stdout of the N-th start
+
+Processes are always stopped by PID (never by name). Set TRIGGERS_IT_KEEP=1 to
+keep the temporary directories for debugging.
+"""
+
+import atexit
+import collections
+import http.client
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import tempfile
+import time
+import unittest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_ULID = "[0-9A-HJKMNP-TV-Z]{26}"
+
+# Patterns of the public formats (ULIDs compared case-insensitively).
+KEY_SECRET_RE = re.compile(r"^trg_[0-9A-Za-z]{43}$")
+KEY_IN_TEXT_RE = re.compile(r"trg_[0-9A-Za-z]{43}")
+KEY_ID_RE = re.compile(r"^key_" + _ULID + "$", re.I)
+EVT_ID_RE = re.compile(r"^evt_" + _ULID + "$", re.I)
+REQ_ID_RE = re.compile(r"^req_" + _ULID + "$", re.I)
+TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+
+START_DEADLINE_S = 10.0
+POLL_S = 0.01
+
+# Every plain key the tests have seen (admin keys, API-created keys, CLI keys).
+# The log scan checks that none of them ever shows up on stderr.
+KNOWN_SECRETS = set()
+
+_LIVE = {}  # pid -> Popen, for the atexit safety net
+
+
+@atexit.register
+def _kill_leftovers():
+    for pid, proc in list(_LIVE.items()):
+        if proc.poll() is None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+    _LIVE.clear()
+
+
+def binary_path():
+    return os.environ.get("TRIGGERS_BIN") or os.path.join(REPO, "build", "triggers")
+
+
+def gen_key():
+    """A random, well-formed key ("trg_" + 43 base62 chars)."""
+    return "trg_" + "".join(secrets.choice(BASE62) for _ in range(43))
+
+
+def fake_ulid(ts_ms=None):
+    """A syntactically valid ULID (uppercase Crockford base32)."""
+    if ts_ms is None:
+        ts_ms = int(time.time() * 1000)
+    value = (ts_ms << 80) | secrets.randbits(80)
+    out = []
+    for _ in range(26):
+        out.append(CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+def unique_tenant(prefix="t"):
+    return "%s-%s" % (prefix, secrets.token_hex(6))
+
+
+def clean_env(extra=None):
+    """The test process environment without any TRIGGERS_* variable, plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIGGERS_")}
+    if extra:
+        env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def register_secret(secret):
+    if secret:
+        KNOWN_SECRETS.add(secret)
+    return secret
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+Response = collections.namedtuple("Response", "status headers json raw")
+
+
+def _lower_headers(pairs):
+    out = {}
+    for k, v in pairs:
+        k = k.lower()
+        out[k] = v if k not in out else out[k] + ", " + v
+    return out
+
+
+def encode_body(body):
+    if body is None:
+        return None
+    if isinstance(body, (bytes, bytearray)):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return json.dumps(body).encode("utf-8")
+
+
+class Server:
+    """One `triggers serve` process (restartable on the same data dir)."""
+
+    def __init__(self, args=(), env=None, admin_key=True, data_dir=None, start=True,
+                 listen="127.0.0.1:0"):
+        """admin_key: True = generate one and pass it in TRIGGERS_ADMIN_KEY,
+        a string = use that, False/None = do not set it (the server then creates
+        <data-dir>/admin.key, which is read into self.admin_key after start)."""
+        self.bin = binary_path()
+        self.args = list(args)
+        self.env = dict(env or {})
+        self.listen = listen
+        self.tmpdir = tempfile.mkdtemp(prefix="triggers-it-")
+        self.data_dir = data_dir or os.path.join(self.tmpdir, "data")
+        os.makedirs(self.data_dir, exist_ok=True)
+        if admin_key is True:
+            admin_key = gen_key()
+        self.set_admin_env = bool(admin_key)
+        self.admin_key = register_secret(admin_key) if admin_key else None
+        self.proc = None
+        self.host = None
+        self.port = None
+        self.addr = None
+        self.starts = 0
+        self.stderr_paths = []
+        self.last_exit_code = None
+        self.last_stop_forced = False
+        self._log_offsets = {}
+        self._closed = False
+        if start:
+            try:
+                self.start()
+            except BaseException:
+                self.close()
+                raise
+
+    # ----------------------------------------------------------- lifecycle
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def command(self):
+        return [self.bin, "serve", "--listen", self.listen, "--data-dir", self.data_dir] + self.args
+
+    def start(self):
+        if self.running():
+            raise ServerError("already running (pid %d)" % self.proc.pid)
+        if not os.path.exists(self.bin):
+            raise ServerError("binary not found: %s (set TRIGGERS_BIN)" % self.bin)
+        self.starts += 1
+        err_path = os.path.join(self.tmpdir, "stderr.%d.log" % self.starts)
+        out_path = os.path.join(self.tmpdir, "stdout.%d.log" % self.starts)
+        self.stderr_paths.append(err_path)
+        env = clean_env(self.env)
+        if self.set_admin_env:
+            env["TRIGGERS_ADMIN_KEY"] = self.admin_key
+        with open(err_path, "wb") as err, open(out_path, "wb") as out:
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=err, env=env, cwd=self.tmpdir,
+                                         start_new_session=True)
+        _LIVE[self.proc.pid] = self.proc
+        self.host = self.port = self.addr = None
+        try:
+            self._wait_listening(err_path)
+        except BaseException:
+            self.kill9()
+            raise
+        if not self.set_admin_env:
+            path = os.path.join(self.data_dir, "admin.key")
+            if os.path.exists(path):
+                with open(path) as f:
+                    self.admin_key = register_secret(f.read().strip())
+        return self
+
+    def _wait_listening(self, err_path):
+        deadline = time.monotonic() + START_DEADLINE_S
+        offset = 0
+        pending = b""
+        while True:
+            with open(err_path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+            offset += len(chunk)
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict) and obj.get("msg") == "listening" and obj.get("addr"):
+                    host, _, port = str(obj["addr"]).rpartition(":")
+                    self.host = host.strip("[]") or "127.0.0.1"
+                    self.port = int(port)
+                    self.addr = obj["addr"]
+                    return
+            rc = self.proc.poll()
+            if rc is not None:
+                raise ServerError("server exited with %s before listening; stderr:\n%s"
+                                  % (rc, self._tail(err_path)))
+            if time.monotonic() > deadline:
+                raise ServerError("no 'listening' log line within %.0f s; stderr:\n%s"
+                                  % (START_DEADLINE_S, self._tail(err_path)))
+            time.sleep(POLL_S)
+
+    @staticmethod
+    def _tail(path, n=4000):
+        try:
+            with open(path, "rb") as f:
+                return f.read()[-n:].decode("utf-8", "replace")
+        except OSError:
+            return "<no stderr>"
+
+    def stop(self, sig=signal.SIGTERM, timeout=15.0):
+        """Send sig (SIGTERM), wait up to timeout, then SIGKILL. Returns the exit
+        code (negative = killed by that signal)."""
+        if self.proc is None:
+            return self.last_exit_code
+        self.last_stop_forced = False
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.last_stop_forced = True
+                try:
+                    os.kill(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait()
+        return self._reap()
+
+    def kill9(self):
+        if self.proc is None:
+            return self.last_exit_code
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        return self._reap()
+
+    def _reap(self):
+        _LIVE.pop(self.proc.pid, None)
+        self.last_exit_code = self.proc.returncode
+        return self.last_exit_code
+
+    def restart(self, args=None, env=None):
+        """Stop (SIGTERM) if running, then start again on the same data dir."""
+        if self.running():
+            self.stop()
+        if args is not None:
+            self.args = list(args)
+        if env is not None:
+            self.env = dict(env)
+        return self.start()
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop()
+        if not self._closed:
+            self._closed = True
+            if os.environ.get("TRIGGERS_IT_KEEP"):
+                print("kept", self.tmpdir)
+            else:
+                shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    # ------------------------------------------------------------- requests
+    def request(self, method, path, body=None, headers=None, key=None, timeout=10.0):
+        """One request on a fresh connection. body: dict/list -> JSON, str/bytes raw.
+        headers: a value of None removes a default header (e.g. Content-Type).
+        key: sent as Authorization: Bearer <key>.
+        Returns Response(status, headers lowercased, parsed JSON or None, raw bytes)."""
+        data = encode_body(body)
+        hdrs = {}
+        if data is not None:
+            hdrs["Content-Type"] = "application/json"
+        if key is not None:
+            hdrs["Authorization"] = "Bearer " + key
+        for k, v in (headers or {}).items():
+            for existing in [h for h in hdrs if h.lower() == k.lower()]:
+                del hdrs[existing]
+            if v is not None:
+                hdrs[k] = v
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            raw = resp.read()
+            return Response(resp.status, _lower_headers(resp.getheaders()), parse_json(raw), raw)
+        finally:
+            conn.close()
+
+    def connection(self, timeout=10.0):
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    # ----------------------------------------------------------------- logs
+    def _read_complete_lines(self, path, offset):
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except OSError:
+            return [], offset
+        end = data.rfind(b"\n")
+        if end < 0:
+            return [], offset
+        return data[:end].split(b"\n"), offset + end + 1
+
+    def log_raw_lines(self):
+        """All complete stderr lines (bytes) of every start, oldest first."""
+        out = []
+        for path in self.stderr_paths:
+            lines, _ = self._read_complete_lines(path, 0)
+            out.extend(lines)
+        return out
+
+    def log_lines(self):
+        return [l.decode("utf-8", "replace") for l in self.log_raw_lines()]
+
+    def log_json(self):
+        out = []
+        for line in self.log_raw_lines():
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                out.append(obj)
+        return out
+
+    def wait_log(self, pred, timeout=5.0):
+        """Poll until a log object satisfies pred; returns it or None."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for obj in self.log_json():
+                if pred(obj):
+                    return obj
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(POLL_S)
+
+    def log_problems(self, new_only=True):
+        """Problems in the complete stderr lines (only those not checked before
+        when new_only): not UTF-8, not a JSON object, no time/level/msg, or a
+        known plain key in the text."""
+        problems = []
+        for path in self.stderr_paths:
+            start = self._log_offsets.get(path, 0) if new_only else 0
+            lines, end = self._read_complete_lines(path, start)
+            self._log_offsets[path] = end
+            name = os.path.basename(path)
+            for i, raw in enumerate(lines):
+                where = "%s: %r" % (name, raw[:200])
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    problems.append("log line is not valid UTF-8: " + where)
+                    continue
+                try:
+                    obj = json.loads(text)
+                except ValueError:
+                    problems.append("log line is not JSON: " + where)
+                    obj = None
+                if obj is not None:
+                    if not isinstance(obj, dict):
+                        problems.append("log line is not a JSON object: " + where)
+                    else:
+                        missing = [f for f in ("time", "level", "msg") if f not in obj]
+                        if missing:
+                            problems.append("log line lacks %s: %s" % (missing, where))
+                leaked = {m for m in KEY_IN_TEXT_RE.findall(text) if m in KNOWN_SECRETS}
+                leaked |= {s for s in KNOWN_SECRETS if s in text}
+                if leaked:
+                    problems.append("a plain API key appears in the log (%s...): %s"
+                                    % (sorted(leaked)[0][:8], name))
+        return problems
+
+
+def parse_json(raw):
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------- key helpers
+def make_key(server, tenant, scopes, name=None, key=None):
+    """POST /v1/keys (with the admin key unless key is given). Returns the 201
+    body (dict with "id", "key", ...); the plain key is registered as a secret."""
+    body = {"tenant": tenant, "scopes": list(scopes)}
+    if name is not None:
+        body["name"] = name
+    r = server.request("POST", "/v1/keys", body, key=key or server.admin_key)
+    if r.status != 201 or not isinstance(r.json, dict) or "key" not in r.json:
+        raise AssertionError("POST /v1/keys failed: %s %r" % (r.status, r.raw[:500]))
+    register_secret(r.json["key"])
+    return r.json
+
+
+def run_cli(*args, env=None, timeout=30):
+    """Run `triggers <args...>` (e.g. run_cli("keys", "list", "--data-dir", d))."""
+    return subprocess.run([binary_path()] + [str(a) for a in args], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, env=clean_env(env), timeout=timeout)
+
+
+def cli_create_key(data_dir, tenant, scopes, name=None):
+    """`triggers keys create`; returns the plain key (line 1 of stdout)."""
+    args = ["keys", "create", "--data-dir", data_dir, "--tenant", tenant,
+            "--scopes", ",".join(scopes)]
+    if name is not None:
+        args += ["--name", name]
+    p = run_cli(*args)
+    if p.returncode != 0:
+        raise AssertionError("keys create exited %d: %s" % (p.returncode, p.stderr[-2000:]))
+    lines = p.stdout.splitlines()
+    key = lines[0].strip() if lines else ""
+    register_secret(key)
+    return key
+
+
+def cli_list_keys(data_dir, tenant=None):
+    """`triggers keys list`; returns the stdout lines split on whitespace."""
+    args = ["keys", "list", "--data-dir", data_dir]
+    if tenant:
+        args += ["--tenant", tenant]
+    p = run_cli(*args)
+    if p.returncode != 0:
+        raise AssertionError("keys list exited %d: %s" % (p.returncode, p.stderr[-2000:]))
+    return [l.split() for l in p.stdout.splitlines() if l.strip()]
+
+
+# ------------------------------------------------------------------ raw socket
+RawResponse = collections.namedtuple("RawResponse", "status reason headers body")
+
+
+class RawConn:
+    """A plain TCP connection for requests http.client refuses to send."""
+
+    def __init__(self, server, timeout=5.0):
+        self.sock = socket.create_connection((server.host, server.port), timeout=timeout)
+        self.buf = b""
+        self.eof = False
+
+    def send(self, data):
+        """sendall; returns False if the server already closed/reset."""
+        try:
+            self.sock.sendall(data)
+            return True
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            return False
+
+    def _fill(self):
+        if self.eof:
+            return False
+        try:
+            chunk = self.sock.recv(65536)
+        except (ConnectionResetError, ConnectionAbortedError):
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf += chunk
+        return True
+
+    def _read_exact(self, n):
+        while len(self.buf) < n:
+            if not self._fill():
+                raise EOFError("connection closed in body")
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def _read_line(self):
+        while b"\r\n" not in self.buf:
+            if not self._fill():
+                raise EOFError("connection closed in chunked body")
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def read_response(self):
+        """The next response, or None when the server closed (or reset) the
+        connection before a complete status line and header block. Raises
+        socket.timeout if it neither answers nor closes in time."""
+        while b"\r\n\r\n" not in self.buf:
+            if not self._fill():
+                return None
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+            raise AssertionError("not an HTTP status line: %r" % lines[0])
+        status = int(parts[1])
+        reason = parts[2] if len(parts) > 2 else ""
+        pairs = [l.split(":", 1) if ":" in l else (l, "") for l in lines[1:]]
+        headers = _lower_headers((k.strip(), v.strip()) for k, v in pairs)
+        if status < 200 or status in (204, 304):
+            body = b""
+        elif "content-length" in headers:
+            body = self._read_exact(int(headers["content-length"]))
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            body = b""
+            while True:
+                size = int(self._read_line().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self._read_line():
+                        pass
+                    break
+                body += self._read_exact(size)
+                self._read_exact(2)
+        else:
+            while self._fill():
+                pass
+            body, self.buf = self.buf, b""
+        return RawResponse(status, reason, headers, body)
+
+    def wait_closed(self, timeout=5.0):
+        """True when the server closes the connection within timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            while self._fill():
+                pass
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+# ------------------------------------------------------------- base test case
+class ServerTestCase(unittest.TestCase):
+    """Gives each class one shared server (self.srv) started with
+    server_args/server_env, and lets tests start their own with
+    self.start_server(). In tearDown every server used by the test is checked:
+    each new stderr line must be a JSON object with time/level/msg, and no
+    known plain key may appear."""
+
+    server_args = ()
+    server_env = None
+    shared_server = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = None
+        if cls.shared_server:
+            cls.srv = Server(args=cls.server_args, env=cls.server_env)
+            cls.addClassCleanup(cls._final_log_check, cls.srv)
+
+    @staticmethod
+    def _final_log_check(srv):
+        """Stop the shared server and scan the log lines no tearDown saw yet."""
+        try:
+            srv.stop()
+            problems = srv.log_problems()
+        finally:
+            srv.close()
+        if problems:
+            raise AssertionError("log problems:\n  " + "\n  ".join(problems[:20]))
+
+    def setUp(self):
+        self._own_servers = []
+
+    def start_server(self, **kw):
+        s = Server(**kw)
+        self._own_servers.append(s)
+        self.addCleanup(s.close)  # safety net; tearDown stops it first
+        return s
+
+    def tearDown(self):
+        problems = []
+        for s in self._own_servers:
+            if s.running():
+                s.stop()
+            problems += s.log_problems()
+        if self.srv is not None:
+            problems += self.srv.log_problems()
+        if problems:
+            self.fail("log problems:\n  " + "\n  ".join(problems[:20]))
+
+    # -------------------------------------------------------------- helpers
+    def assertError(self, resp, status, code, mentions=None, msg=None):
+        """resp is a Response: status, the error body shape and request_id ==
+        X-Request-Id; mentions: substring(s) one of which the message must contain."""
+        ctx = "%s %r" % (msg or "", resp.raw[:300])
+        self.assertEqual(resp.status, status, ctx)
+        self.assertIn("application/json", resp.headers.get("content-type", ""), ctx)
+        self.assertIsInstance(resp.json, dict, ctx)
+        self.assertIn("error", resp.json, ctx)
+        err = resp.json["error"]
+        self.assertIsInstance(err, dict, ctx)
+        self.assertEqual(err.get("code"), code, ctx)
+        self.assertIsInstance(err.get("message"), str, ctx)
+        self.assertTrue(err["message"], ctx)
+        self.assertIsInstance(err.get("request_id"), str, ctx)
+        self.assertTrue(err["request_id"], ctx)
+        self.assertEqual(err["request_id"], resp.headers.get("x-request-id"), ctx)
+        if mentions is not None:
+            options = [mentions] if isinstance(mentions, str) else list(mentions)
+            self.assertTrue(any(o.lower() in err["message"].lower() for o in options),
+                            "message %r should mention %s %s" % (err["message"], options, msg or ""))
+        return err
+
+    def assertStatus(self, resp, status, msg=None):
+        self.assertEqual(resp.status, status, "%s %r" % (msg or "", resp.raw[:300]))
+        return resp.json
