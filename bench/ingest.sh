@@ -57,7 +57,7 @@ PIDS+=($!)
 TPORT=$(free_port)
 ADMIN=trg_benchadmin$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 TRIGGERS_ADMIN_KEY=$ADMIN "$BIN" serve --listen 127.0.0.1:$TPORT --data-dir "$WORK/data" \
-  2>"$WORK/triggers.log" &
+  ${TRIGGERS_ARGS:-} 2>"$WORK/triggers.log" &
 TPID=$!
 PIDS+=($TPID)
 wait_http "http://127.0.0.1:$NPORT/"

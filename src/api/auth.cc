@@ -12,12 +12,15 @@ KeyCache::KeyCache(store::Store* store, Clock* clock, const std::optional<std::s
   last_refresh_ms_ = clock_->NowMs();
   if (env_admin && !env_admin->empty()) {
     auto e = std::make_shared<Entry>();
-    e->principal.admin = true;
-    e->principal.key_id = "key_admin_env";
-    e->principal.scopes = kScopeIngest | kScopeRead | kScopeConsume | kScopeManage;
+    auto p = std::make_shared<Principal>();
+    p->admin = true;
+    p->key_id = "key_admin_env";
+    p->scopes = kScopeIngest | kScopeRead | kScopeConsume | kScopeManage;
+    e->principal = std::move(p);
     e->tokens = rate;
     e->last_refill_ns = clock->MonoNs();
-    entries_.emplace(core::Sha256(*env_admin), std::move(e));
+    env_admin_hash_ = core::Sha256(*env_admin);
+    entries_.emplace(env_admin_hash_, std::move(e));
   }
 }
 
@@ -27,16 +30,16 @@ std::shared_ptr<KeyCache::Entry> KeyCache::Get(const std::string& hash) {
   return it == entries_.end() ? nullptr : it->second;
 }
 
-KeyCache::Lookup KeyCache::Find(const std::string& hash, Principal* out) {
-  auto e = Get(hash);
-  if (!e) return Lookup::kMiss;
-  std::lock_guard lock(e->bucket_mu);
-  if (e->revoked) return Lookup::kRejected;
-  *out = e->principal;
+KeyCache::Lookup KeyCache::Find(const std::string& hash, std::shared_ptr<const Principal>* out) {
+  std::shared_lock lock(mu_);
+  auto it = entries_.find(hash);
+  if (it == entries_.end()) return Lookup::kMiss;
+  if (it->second->revoked.load(std::memory_order_acquire)) return Lookup::kRejected;
+  *out = it->second->principal;
   return Lookup::kFound;
 }
 
-Status KeyCache::LoadFromStore(const std::string& hash, Principal* out) {
+Status KeyCache::LoadFromStore(const std::string& hash, std::shared_ptr<const Principal>* out) {
   auto r = store_->FindKeyByHash(hash);
   if (!r.ok()) {
     if (r.status().IsNotFound()) return Status::Unauthorized("unknown API key");
@@ -44,32 +47,36 @@ Status KeyCache::LoadFromStore(const std::string& hash, Principal* out) {
   }
   Insert(r.value());
   if (r->revoked_at_ms) return Status::Unauthorized("this API key has been revoked");
-  out->admin = r->admin;
-  out->tenant = r->tenant;
-  out->scopes = r->scopes;
-  out->key_id = r->id;
+  if (Find(hash, out) != Lookup::kFound) return Status::Unauthorized("unknown API key");
   return Status::Ok();
 }
 
 void KeyCache::Insert(const ApiKey& key) {
   auto e = std::make_shared<Entry>();
-  e->principal.admin = key.admin;
-  e->principal.tenant = key.tenant;
-  e->principal.scopes = key.scopes;
-  e->principal.key_id = key.id;
+  auto p = std::make_shared<Principal>();
+  p->admin = key.admin;
+  p->tenant = key.tenant;
+  p->scopes = key.scopes;
+  p->key_id = key.id;
+  e->principal = std::move(p);
   e->revoked = key.revoked_at_ms.has_value();
   e->tokens = rate_;
   e->last_refill_ns = clock_->MonoNs();
   std::unique_lock lock(mu_);
-  if (entries_.size() >= kMaxEntries) entries_.clear();  // bounded; refilled from the store
+  if (entries_.size() >= kMaxEntries) {
+    // Bounded: start over (entries come back from the store on use), but keep
+    // the TRIGGERS_ADMIN_KEY entry, which exists nowhere else.
+    auto env = entries_.find(env_admin_hash_);
+    std::shared_ptr<Entry> keep = env == entries_.end() ? nullptr : env->second;
+    entries_.clear();
+    if (keep) entries_.emplace(env_admin_hash_, std::move(keep));
+  }
   entries_[key.hash] = std::move(e);
 }
 
 void KeyCache::MarkRevoked(const std::string& hash) {
   auto e = Get(hash);
-  if (!e) return;
-  std::lock_guard lock(e->bucket_mu);
-  e->revoked = true;
+  if (e) e->revoked.store(true, std::memory_order_release);
 }
 
 void KeyCache::RefreshRevocations() {
@@ -90,7 +97,8 @@ bool KeyCache::AllowRequest(const std::string& hash) {
   int64_t now = clock_->MonoNs();
   double elapsed_s = static_cast<double>(now - e->last_refill_ns) / 1e9;
   e->last_refill_ns = now;
-  e->tokens = std::min(rate_, e->tokens + elapsed_s * rate_);
+  // Burst capacity: one second of the rate, and at least one request.
+  e->tokens = std::min(std::max(rate_, 1.0), e->tokens + elapsed_s * rate_);
   if (e->tokens < 1.0) return false;
   e->tokens -= 1.0;
   return true;

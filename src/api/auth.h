@@ -5,6 +5,7 @@
 // Per-key rate limiting lives here too (token bucket per key).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -33,11 +34,11 @@ class KeyCache {
            double rate_limit_per_s);
 
   enum class Lookup { kFound, kRejected, kMiss };
-  // Memory only (no I/O): kFound fills *out; kRejected for a known revoked key;
-  // kMiss when the store must be asked (LoadFromStore).
-  Lookup Find(const std::string& hash, Principal* out);
+  // Memory only (no I/O, no lock held by all requests): kFound fills *out;
+  // kRejected for a known revoked key; kMiss when the store must be asked.
+  Lookup Find(const std::string& hash, std::shared_ptr<const Principal>* out);
   // Asks the store (blocking I/O). Unauthorized / Unavailable / Ok.
-  Status LoadFromStore(const std::string& hash, Principal* out);
+  Status LoadFromStore(const std::string& hash, std::shared_ptr<const Principal>* out);
   void Insert(const ApiKey& key);
   void MarkRevoked(const std::string& hash);
   // Polls the store for recent revocations. Blocking; call from a background thread.
@@ -47,8 +48,8 @@ class KeyCache {
 
  private:
   struct Entry {
-    Principal principal;
-    bool revoked = false;
+    std::shared_ptr<const Principal> principal;  // immutable once published
+    std::atomic<bool> revoked{false};
     std::mutex bucket_mu;
     double tokens = 0;
     int64_t last_refill_ns = 0;
@@ -61,6 +62,7 @@ class KeyCache {
   std::shared_mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<Entry>> entries_;  // by key hash
   int64_t last_refresh_ms_ = 0;
+  std::string env_admin_hash_;
   static constexpr size_t kMaxEntries = 100000;
 };
 

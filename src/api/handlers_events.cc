@@ -66,6 +66,7 @@ void PostEvent(Context& ctx, const Call& call, Respond respond) {
   const Request& req = *call.req;
   auto batch = std::make_shared<store::IngestBatch>();
   batch->items.resize(1);
+  batch->home = req.home;
   store::IngestItem& item = batch->items[0];
   if (Status s = Parser().ParseEvent(req.body, item.event); !s.ok()) {
     return respond(StatusResponse(s, req.request_id));
@@ -78,7 +79,7 @@ void PostEvent(Context& ctx, const Call& call, Respond respond) {
     item.idempotency_key.assign(req.idempotency_key);
     item.body_hash = core::Sha256(req.body);
   }
-  item.event.tenant = call.who.tenant;
+  item.event.tenant = call.who->tenant;
   store::IngestBatch* raw = batch.get();
   batch->done = [raw, respond, rid = req.request_id](const Status& s) {
     if (!s.ok()) return respond(StatusResponse(Status::Unavailable(""), rid));
@@ -112,11 +113,12 @@ void PostEventBatch(Context& ctx, const Call& call, Respond respond) {
     return respond(StatusResponse(s, req.request_id));
   }
   auto batch = std::make_shared<store::IngestBatch>();
+  batch->home = req.home;
   for (size_t i = 0; i < entries.size(); ++i) {
     if (!(*statuses)[i].ok()) continue;
     batch->items.emplace_back();
     batch->items.back().event = std::move(entries[i]);
-    batch->items.back().event.tenant = call.who.tenant;
+    batch->items.back().event.tenant = call.who->tenant;
   }
   auto finish = [statuses, respond, rid = req.request_id](const store::IngestBatch* b,
                                                           const Status& s) {
@@ -188,7 +190,7 @@ Response ListEvents(Context& ctx, const Call& call) {
   }
   const int limit = opts.limit;
   opts.limit = limit + 1;  // one more tells whether a next page exists
-  auto r = ctx.store->ListEvents(call.who.tenant, type, opts);
+  auto r = ctx.store->ListEvents(call.who->tenant, type, opts);
   if (!r.ok()) return StatusResponse(r.status(), req.request_id);
   auto& events = r.value();
   bool more = static_cast<int>(events.size()) > limit;
@@ -218,7 +220,7 @@ Response GetEvent(Context& ctx, const Call& call) {
   if (!core::IsValidId(call.param, "evt_")) {
     return ErrorResponse(404, "not_found", "event not found", req.request_id);
   }
-  auto r = ctx.store->GetEvent(call.who.tenant, std::string(call.param));
+  auto r = ctx.store->GetEvent(call.who->tenant, std::string(call.param));
   if (!r.ok()) {
     if (r.status().IsNotFound())
       return ErrorResponse(404, "not_found", "event not found", req.request_id);

@@ -51,11 +51,11 @@ Response PostKey(Context& ctx, const Call& call) {
     }
     key.tenant = tenant->as_string();
   }
-  if (call.who.admin) {
+  if (call.who->admin) {
     if (key.tenant.empty()) return StatusResponse(Status::Validation("tenant is required"), rid);
   } else if (key.tenant.empty()) {
-    key.tenant = call.who.tenant;
-  } else if (key.tenant != call.who.tenant) {
+    key.tenant = call.who->tenant;
+  } else if (key.tenant != call.who->tenant) {
     return ErrorResponse(403, "forbidden", "a manage key can create keys only for its own tenant",
                          rid);
   }
@@ -99,8 +99,8 @@ Response ListKeys(Context& ctx, const Call& call) {
   if (Status s = ParseListParams(call.req->query, "key_", &opts.limit, &opts.after_id); !s.ok()) {
     return StatusResponse(s, rid);
   }
-  std::string tenant = call.who.tenant;
-  if (call.who.admin) {
+  std::string tenant = call.who->tenant;
+  if (call.who->admin) {
     tenant = QueryParam(call.req->query, "tenant").value_or("");
     if (!tenant.empty() && !core::IsValidTenant(tenant)) {
       return StatusResponse(Status::Validation("tenant must match [a-z0-9_-]{1,64}"), rid);
@@ -125,7 +125,7 @@ Response DeleteKey(Context& ctx, const Call& call) {
   const std::string& rid = call.req->request_id;
   if (!core::IsValidId(call.param, "key_"))
     return ErrorResponse(404, "not_found", "key not found", rid);
-  auto r = ctx.store->RevokeKey(call.who.admin ? "" : call.who.tenant, std::string(call.param),
+  auto r = ctx.store->RevokeKey(call.who->admin ? "" : call.who->tenant, std::string(call.param),
                                 ctx.clock->NowMs());
   if (!r.ok()) {
     if (r.status().IsNotFound()) return ErrorResponse(404, "not_found", "key not found", rid);

@@ -27,6 +27,7 @@ struct Request {
   bool has_idempotency_key = false;
   std::string_view origin;
   std::string request_id;
+  int home = 0;  // the I/O thread that owns the connection (for completions)
 };
 
 struct Response {

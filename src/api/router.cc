@@ -135,8 +135,11 @@ void Router::Handle(const Request& req, Respond respond) {
   call.req = &req;
   call.param = param;
   call.route = route.pattern;
-  if (route.access == Access::kPublic)
+  if (route.access == Access::kPublic) {
+    static const auto kAnonymous = std::make_shared<const Principal>();
+    call.who = kAnonymous;
     return Authorized(req, std::move(call), found, std::move(respond));
+  }
 
   if (!req.authorization.empty() && core::ExtractKey(req.authorization, {}).empty()) {
     return respond(
@@ -184,13 +187,13 @@ void Router::Handle(const Request& req, Respond respond) {
 void Router::Authorized(const Request& req, Call call, int index, Respond respond) {
   const Route& route = kRoutes[index];
   const std::string& rid = req.request_id;
-  if (route.access == Access::kTenant && call.who.admin) {
+  if (route.access == Access::kTenant && call.who->admin) {
     return respond(ErrorResponse(403, "forbidden",
                                  "the admin key has no tenant; use a tenant key with the '" +
                                      std::string(ScopeName(route.scope)) + "' scope",
                                  rid));
   }
-  if (route.access != Access::kPublic && !call.who.admin && !(call.who.scopes & route.scope)) {
+  if (route.access != Access::kPublic && !call.who->admin && !(call.who->scopes & route.scope)) {
     return respond(ErrorResponse(
         403, "forbidden", "this key lacks the '" + std::string(ScopeName(route.scope)) + "' scope",
         rid));
@@ -202,9 +205,9 @@ void Router::Authorized(const Request& req, Call call, int index, Respond respon
   }
   // Every response carries the route and tenant for the access log.
   Respond tagged = [respond = std::move(respond), route = route.pattern,
-                    tenant = call.who.tenant](Response&& r) mutable {
+                    who = call.who](Response&& r) mutable {
     r.route = route;
-    r.tenant = std::move(tenant);
+    r.tenant = who->tenant;
     respond(std::move(r));
   };
   if (route.async) return route.async(*ctx_, call, std::move(tagged));

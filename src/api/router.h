@@ -6,6 +6,7 @@
 // blocking pool.
 #pragma once
 
+#include <memory>
 #include <string_view>
 
 #include "api/auth.h"
@@ -17,8 +18,8 @@ namespace triggers::api {
 // What a handler sees of one request.
 struct Call {
   const Request* req = nullptr;
-  Principal who;
-  std::string_view param;  // the {id} of the pattern, if any
+  std::shared_ptr<const Principal> who;  // never null once routed
+  std::string_view param;                // the {id} of the pattern, if any
   std::string_view route;
 };
 

@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   if (*help) {
-    std::printf("%s", app.get_formatter()->make_help(&app, "triggers", CLI::AppFormatMode::All).c_str());
+    std::printf("%s",
+                app.get_formatter()->make_help(&app, "triggers", CLI::AppFormatMode::All).c_str());
     return 0;
   }
   if (*version) {

@@ -163,7 +163,13 @@ int RunServe(Config& cfg) {
   }
 
   api::KeyCache keys(st.get(), SystemClock(), admin, cfg.rate_limit_per_key);
-  store::IngestWriter writer(st.get(), SystemClock(), {});
+  http::Server* server_ptr = nullptr;  // set below; the writer starts before the server
+  store::IngestWriter::Options wo;
+  // One post per commit to the I/O threads completes all of its requests.
+  wo.complete = [&server_ptr](int home, std::function<void()> fn) {
+    server_ptr->Post(home, std::move(fn));
+  };
+  store::IngestWriter writer(st.get(), SystemClock(), wo);
   api::Context ctx;
   ctx.store = st.get();
   ctx.writer = &writer;
@@ -185,6 +191,7 @@ int RunServe(Config& cfg) {
   so.idle_timeout_ms = cfg.idle_timeout_ms;
   so.cors_origins = cfg.cors_origins;
   http::Server server(so, &router, &ctx);
+  server_ptr = &server;
   ctx.run_blocking = [&server](std::function<void()> fn) {
     return server.RunBlocking(std::move(fn));
   };

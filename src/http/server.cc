@@ -39,12 +39,19 @@ std::string_view Sv(beast::string_view s) { return {s.data(), s.size()}; }
 
 class Session;
 
+std::vector<std::unique_ptr<net::io_context>> MakeLoops(int n) {
+  std::vector<std::unique_ptr<net::io_context>> loops;
+  for (int i = 0; i < std::max(1, n); ++i) loops.push_back(std::make_unique<net::io_context>(1));
+  return loops;
+}
+
 struct Server::Impl {
   Impl(ServerOptions o, api::Router* r, api::Context* c)
       : opts(std::move(o)),
         router(r),
         ctx(c),
-        ioc(opts.io_threads),
+        loops(MakeLoops(opts.io_threads)),
+        ioc(*loops[0]),
         acceptor(ioc),
         signals(ioc, SIGINT, SIGTERM),
         blocking(static_cast<size_t>(opts.blocking_threads)),
@@ -54,10 +61,19 @@ struct Server::Impl {
   void BeginShutdown();
   void CheckDrained();
 
+  // Declared before ioc: handlers still queued in ioc when it is destroyed
+  // hold sessions, whose destructors use these.
+  std::atomic<size_t> active{0};
+  std::mutex sessions_mu;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
   ServerOptions opts;
   api::Router* router;
   api::Context* ctx;
-  net::io_context ioc;
+  // One event loop per I/O thread, each owning its connections outright (no
+  // strands, no lock shared by all requests); loops[0] also accepts.
+  std::vector<std::unique_ptr<net::io_context>> loops;
+  net::io_context& ioc;
+  size_t next_loop = 0;
   tcp::acceptor acceptor;
   net::signal_set signals;
   net::thread_pool blocking;
@@ -66,14 +82,12 @@ struct Server::Impl {
   std::chrono::steady_clock::time_point drain_deadline;
   std::function<void()> on_signal;
   std::atomic<bool> stopping{false};
-  std::atomic<size_t> active{0};
-  std::mutex sessions_mu;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
 };
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, Server::Impl* srv) : stream_(std::move(socket)), srv_(srv) {}
+  Session(tcp::socket&& socket, Server::Impl* srv, int home)
+      : stream_(std::move(socket)), srv_(srv), home_(home) {}
 
   ~Session() {
     {
@@ -202,6 +216,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (req_.has_idempotency_key) req_.idempotency_key = Sv(idem->value());
     req_.origin = Sv(m[bhttp::field::origin]);
     req_.request_id = request_id_;
+    req_.home = home_;
     auto self = shared_from_this();
     srv_->router->Handle(req_, [self](api::Response&& r) {
       net::dispatch(self->stream_.get_executor(),
@@ -275,6 +290,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream_;
   Server::Impl* srv_;
+  int home_;  // index of the event loop (and I/O thread) that owns this connection
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<bhttp::response<bhttp::string_body>> res_;
@@ -287,7 +303,8 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void Server::Impl::Accept() {
-  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  const int home = static_cast<int>(next_loop++ % loops.size());
+  acceptor.async_accept(*loops[home], [this, home](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (stopping.load() || ec == net::error::operation_aborted) return;
       obs::LogLine(obs::Level::kWarn, "accept failed").Str("error", ec.message()).Emit();
@@ -298,7 +315,7 @@ void Server::Impl::Accept() {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
       active.fetch_add(1);
-      std::make_shared<Session>(std::move(socket), this)->Start();
+      std::make_shared<Session>(std::move(socket), this, home)->Start();
     }
     if (!stopping.load()) Accept();
   });
@@ -328,7 +345,7 @@ void Server::Impl::BeginShutdown() {
 
 void Server::Impl::CheckDrained() {
   if (active.load() == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
-    ioc.stop();
+    for (auto& l : loops) l->stop();
     return;
   }
   drain_timer.expires_after(std::chrono::milliseconds(20));
@@ -365,15 +382,22 @@ void Server::Run(std::function<void()> on_signal) {
   });
   impl_->Accept();
   std::vector<std::thread> threads;
-  for (int i = 1; i < impl_->opts.io_threads; ++i) {
-    threads.emplace_back([this] { impl_->ioc.run(); });
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
+  for (auto& l : impl_->loops) guards.push_back(net::make_work_guard(*l));
+  for (size_t i = 1; i < impl_->loops.size(); ++i) {
+    threads.emplace_back([this, i] { impl_->loops[i]->run(); });
   }
-  impl_->ioc.run();
+  impl_->loops[0]->run();
   for (auto& t : threads) t.join();
 }
 
 void Server::Shutdown() {
   net::post(impl_->ioc, [this] { impl_->BeginShutdown(); });
+}
+
+void Server::Post(int home, std::function<void()> fn) {
+  auto& loops = impl_->loops;
+  net::post(*loops[static_cast<size_t>(home) % loops.size()], std::move(fn));
 }
 
 bool Server::RunBlocking(std::function<void()> fn) {

@@ -44,6 +44,9 @@ class Server {
   void Run(std::function<void()> on_signal);
   void Shutdown();
 
+  // Runs `fn` on I/O thread `home` (Request::home); it must not block.
+  void Post(int home, std::function<void()> fn);
+
   // Posts `fn` to the blocking pool; false when the pool is saturated.
   bool RunBlocking(std::function<void()> fn);
 

@@ -17,6 +17,8 @@ namespace triggers::obs {
 namespace {
 
 constexpr size_t kMaxQueuedBytes = 16 << 20;
+constexpr size_t kWakeBytes = 256 << 10;
+constexpr auto kFlushInterval = std::chrono::milliseconds(50);
 
 std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
 
@@ -76,10 +78,12 @@ class AsyncSink {
       ++dropped_;
       return;
     }
-    bool was_empty = pending_.empty();
     pending_ += line;
+    // No wake-up per line: the writer flushes every kFlushInterval, or at once
+    // when a lot is pending. Waking a thread per request costs more than the line.
+    bool big = pending_.size() >= kWakeBytes;
     lock.unlock();
-    if (was_empty) cv_.notify_one();
+    if (big) cv_.notify_one();
   }
 
  private:
@@ -87,7 +91,11 @@ class AsyncSink {
     std::string out;
     std::unique_lock lock(mu_);
     for (;;) {
-      cv_.wait(lock, [&] { return stop_ || !pending_.empty(); });
+      cv_.wait_for(lock, kFlushInterval, [&] { return stop_ || pending_.size() >= kWakeBytes; });
+      if (pending_.empty()) {
+        if (stop_) return;
+        continue;
+      }
       if (stop_ && pending_.empty()) return;
       out.swap(pending_);
       uint64_t dropped = dropped_;

@@ -15,6 +15,10 @@ bool IngestWriter::Submit(std::shared_ptr<IngestBatch> batch) {
     if (stopping_ || queued_items_ + batch->items.size() > opts_.max_queued_items) return false;
     queued_items_ += batch->items.size();
     queue_.push_back(std::move(batch));
+    // While the writer is busy committing, it will find this batch when it
+    // looks again: no wake-up (and no futex call) needed.
+    if (!waiting_) return true;
+    waiting_ = false;
   }
   cv_.notify_one();
   return true;
@@ -37,7 +41,11 @@ void IngestWriter::Run() {
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      while (!stopping_ && queue_.empty()) {
+        waiting_ = true;
+        cv_.wait(lock);
+      }
+      waiting_ = false;
       if (queue_.empty()) return;  // stopping and drained
       // Take batches up to the per-commit cap (at least one).
       size_t n = 0, taken = 0;
@@ -67,8 +75,21 @@ void IngestWriter::Run() {
       items_.fetch_add(items.size(), std::memory_order_relaxed);
     }
     // We reply only now, after the commit: a 2xx promises the event is on disk.
-    for (auto& b : work) b->done(s);
-    work.clear();
+    if (opts_.complete) {
+      // Group by home: usually one or two posts per commit.
+      while (!work.empty()) {
+        const int home = work.front()->home;
+        std::vector<std::shared_ptr<IngestBatch>> mine, rest;
+        for (auto& b : work) (b->home == home ? mine : rest).push_back(std::move(b));
+        opts_.complete(home, [mine = std::move(mine), s]() {
+          for (auto& b : mine) b->done(s);
+        });
+        work = std::move(rest);
+      }
+    } else {
+      for (auto& b : work) b->done(s);
+      work.clear();
+    }
   }
 }
 

@@ -3,8 +3,8 @@
 // transaction with a single fsync (Store::CommitIngest) and then completes
 // each request. No I/O thread ever waits on the disk.
 //
-// Thread safety: Submit() from any thread. Callbacks run on the writer thread
-// and must not block (they post the response to the connection's executor).
+// Thread safety: Submit() from any thread. Callbacks run where
+// Options::complete runs them (the writer thread by default) and must not block.
 #pragma once
 
 #include <atomic>
@@ -25,6 +25,7 @@ namespace triggers::store {
 // One request's events (1 for POST /v1/events, up to 500 for a batch).
 struct IngestBatch {
   std::vector<IngestItem> items;
+  int home = 0;  // where `done` should run (see Options::complete)
   // Called once, after the commit (Ok: every item has its outcome) or its failure.
   std::function<void(const Status&)> done;
 };
@@ -35,6 +36,9 @@ class IngestWriter {
     size_t max_queued_items = 50000;  // beyond this Submit refuses (503): bounded memory
     size_t max_items_per_commit = 2000;
     int64_t idempotency_window_ms = 24LL * 3600 * 1000;
+    // Runs the completions of one commit in one go per `home` (one post per
+    // I/O thread, not one per request). Default: inline on the writer thread.
+    std::function<void(int home, std::function<void()>)> complete;
   };
   IngestWriter(Store* store, Clock* clock, Options options);
   ~IngestWriter();  // Stop()s
@@ -59,6 +63,7 @@ class IngestWriter {
   std::vector<std::shared_ptr<IngestBatch>> queue_;
   size_t queued_items_ = 0;
   bool stopping_ = false;
+  bool waiting_ = false;  // the writer sleeps on cv_: Submit must wake it
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> items_{0};
   std::thread thread_;
