@@ -28,6 +28,18 @@ struct IngestItem {
   Outcome outcome = Outcome::kPending;
 };
 
+// One page of events. `more`: another page may follow, starting after
+// `resume_after` (with a type filter a page can be short, or even empty, while
+// more follow: the scan per page is bounded, like DynamoDB's filtered queries).
+struct EventPage {
+  std::vector<Event> events;
+  bool more = false;
+  std::string resume_after;
+};
+
+// Rows a type-filtered list examines per page at most.
+inline constexpr int kTypeFilterScanBudget = 10000;
+
 struct ListOptions {
   std::string after_id;  // exclusive; empty = from the start
   int limit = 100;
@@ -51,9 +63,10 @@ class Store {
 
   // --- events (always scoped to a tenant) ----------------------------------
   virtual Result<Event> GetEvent(const std::string& tenant, const std::string& id) = 0;
-  // Oldest first (by id). `type` empty = all types.
-  virtual Result<std::vector<Event>> ListEvents(const std::string& tenant, const std::string& type,
-                                                const ListOptions& opts) = 0;
+  // Oldest first (by id), at most opts.limit events. `type` empty = all
+  // types; otherwise only that type, examining at most kTypeFilterScanBudget rows.
+  virtual Result<EventPage> ListEvents(const std::string& tenant, const std::string& type,
+                                       const ListOptions& opts) = 0;
   // Deletes events received before `events_before_ms` and idempotency records
   // created before `idempotency_before_ms`, in bounded chunks. Returns the
   // number of events deleted.

@@ -188,13 +188,9 @@ Response ListEvents(Context& ctx, const Call& call) {
     return StatusResponse(Status::Validation("type must be 1-128 characters of [A-Za-z0-9._:/-]"),
                           req.request_id);
   }
-  const int limit = opts.limit;
-  opts.limit = limit + 1;  // one more tells whether a next page exists
   auto r = ctx.store->ListEvents(call.who->tenant, type, opts);
   if (!r.ok()) return StatusResponse(r.status(), req.request_id);
-  auto& events = r.value();
-  bool more = static_cast<int>(events.size()) > limit;
-  if (more) events.resize(static_cast<size_t>(limit));
+  const auto& events = r->events;
   std::string body;
   size_t total = 64;
   for (const auto& e : events) total += e.data.size() + 256;
@@ -206,8 +202,8 @@ Response ListEvents(Context& ctx, const Call& call) {
     body += '}';
   }
   body += "],\"next_cursor\":";
-  if (more) {
-    core::AppendJsonString(body, core::EncodeCursor(events.back().id));
+  if (r->more) {
+    core::AppendJsonString(body, core::EncodeCursor(r->resume_after));
   } else {
     body += "null";
   }

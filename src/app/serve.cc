@@ -1,6 +1,7 @@
 #include "app/serve.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -99,6 +100,7 @@ class Maintenance {
 
  private:
   void Run() {
+    pthread_setname_np(pthread_self(), "trg-maint");
     auto next_purge = std::chrono::steady_clock::now();
     std::unique_lock lock(mu_);
     while (!stop_) {
@@ -215,6 +217,7 @@ int RunServe(Config& cfg) {
   obs::LogLine(obs::Level::kInfo, "stopped")
       .Int("ingest_commits", static_cast<int64_t>(writer.commits()))
       .Int("ingest_events", static_cast<int64_t>(writer.committed_items()))
+      .Int("ingest_commit_ms", static_cast<int64_t>(writer.commit_ns() / 1000000))
       .Emit();
   obs::StopAsyncLogging();
   return 0;

@@ -1,5 +1,7 @@
 #include "http/server.h"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -385,8 +387,12 @@ void Server::Run(std::function<void()> on_signal) {
   std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
   for (auto& l : impl_->loops) guards.push_back(net::make_work_guard(*l));
   for (size_t i = 1; i < impl_->loops.size(); ++i) {
-    threads.emplace_back([this, i] { impl_->loops[i]->run(); });
+    threads.emplace_back([this, i] {
+      pthread_setname_np(pthread_self(), ("trg-io-" + std::to_string(i)).c_str());
+      impl_->loops[i]->run();
+    });
   }
+  pthread_setname_np(pthread_self(), "trg-io-0");
   impl_->loops[0]->run();
   for (auto& t : threads) t.join();
 }

@@ -1,5 +1,6 @@
 #include "obs/logger.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -88,6 +89,7 @@ class AsyncSink {
 
  private:
   void Run() {
+    pthread_setname_np(pthread_self(), "trg-log");
     std::string out;
     std::unique_lock lock(mu_);
     for (;;) {

@@ -1,5 +1,7 @@
 #include "store/ingest_writer.h"
 
+#include <pthread.h>
+
 #include "core/ids.h"
 
 namespace triggers::store {
@@ -35,6 +37,7 @@ void IngestWriter::Stop() {
 }
 
 void IngestWriter::Run() {
+  pthread_setname_np(pthread_self(), "trg-writer");
   core::UlidGenerator ids;
   std::vector<std::shared_ptr<IngestBatch>> work;
   std::vector<IngestItem*> items;
@@ -69,7 +72,9 @@ void IngestWriter::Run() {
         items.push_back(&it);
       }
     }
+    const int64_t t0 = clock_->MonoNs();
     Status s = store_->CommitIngest(items, now, opts_.idempotency_window_ms);
+    commit_ns_.fetch_add(static_cast<uint64_t>(clock_->MonoNs() - t0), std::memory_order_relaxed);
     if (s.ok()) {
       commits_.fetch_add(1, std::memory_order_relaxed);
       items_.fetch_add(items.size(), std::memory_order_relaxed);

@@ -51,6 +51,8 @@ class IngestWriter {
 
   uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
   uint64_t committed_items() const { return items_.load(std::memory_order_relaxed); }
+  // Time spent inside Store::CommitIngest (writes and fsync), in total.
+  uint64_t commit_ns() const { return commit_ns_.load(std::memory_order_relaxed); }
 
  private:
   void Run();
@@ -66,6 +68,7 @@ class IngestWriter {
   bool waiting_ = false;  // the writer sleeps on cv_: Submit must wake it
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> items_{0};
+  std::atomic<uint64_t> commit_ns_{0};
   std::thread thread_;
 };
 

@@ -42,7 +42,6 @@ CREATE TABLE events(
   received_at INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX events_tenant_id ON events(tenant, id);
-CREATE INDEX events_tenant_type ON events(tenant, type, id);
 CREATE TABLE idempotency(
   tenant TEXT NOT NULL,
   key TEXT NOT NULL,
@@ -102,6 +101,7 @@ class Stmt {
     return Text(col);
   }
   int64_t Int(int col) const { return sqlite3_column_int64(s_, col); }
+  sqlite3_stmt* raw() const { return s_; }
   bool IsNull(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
 
  private:
@@ -175,9 +175,6 @@ const char kGetEvent[] =
 const char kListEvents[] =
     "SELECT id,tenant,type,source,subject,ordering_key,data,received_at FROM events "
     "WHERE tenant=? AND id>? ORDER BY id LIMIT ?";
-const char kListEventsByType[] =
-    "SELECT id,tenant,type,source,subject,ordering_key,data,received_at FROM events "
-    "WHERE tenant=? AND type=? AND id>? ORDER BY id LIMIT ?";
 
 Event ReadEvent(const Stmt& st) {
   Event e;
@@ -246,21 +243,40 @@ class SqliteStore final : public Store {
     return SqlError(r.conn->db(), "get event");
   }
 
-  Result<std::vector<Event>> ListEvents(const std::string& tenant, const std::string& type,
-                                        const ListOptions& opts) override {
+  Result<EventPage> ListEvents(const std::string& tenant, const std::string& type,
+                               const ListOptions& opts) override {
     auto r = Reader();
     if (!r.conn) return r.status;
-    PREPARE_OR_RETURN(st, *r.conn, type.empty() ? kListEvents : kListEventsByType);
-    int i = 1;
-    st.Bind(i++, tenant);
-    if (!type.empty()) st.Bind(i++, type);
-    st.Bind(i, opts.after_id);
-    st.Bind(i + 1, static_cast<int64_t>(opts.limit));
-    std::vector<Event> out;
+    PREPARE_OR_RETURN(st, *r.conn, kListEvents);
+    // No index on type (it cost a third of the ingest rate): a filtered list
+    // walks the tenant's events in id order with a bounded budget.
+    const int64_t fetch = type.empty() ? opts.limit + 1 : kTypeFilterScanBudget;
+    st.Bind(1, tenant).Bind(2, opts.after_id).Bind(3, fetch);
+    EventPage page;
     int rc;
-    while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadEvent(st));
-    if (rc != SQLITE_DONE) return SqlError(r.conn->db(), "list events");
-    return out;
+    int64_t scanned = 0;
+    std::string last_scanned;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      ++scanned;
+      if (!type.empty()) {
+        auto t = reinterpret_cast<const char*>(sqlite3_column_text(st.raw(), 2));
+        last_scanned = st.Text(0);
+        if (t == nullptr || type != t) continue;
+      }
+      if (static_cast<int>(page.events.size()) == opts.limit) {
+        page.more = true;
+        break;
+      }
+      page.events.push_back(ReadEvent(st));
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError(r.conn->db(), "list events");
+    if (!type.empty() && !page.more && scanned == fetch) page.more = true;  // budget spent
+    if (page.more) {
+      page.resume_after = page.events.size() == static_cast<size_t>(opts.limit) || type.empty()
+                              ? page.events.back().id
+                              : last_scanned;
+    }
+    return page;
   }
 
   Result<int64_t> Purge(int64_t events_before_ms, int64_t idem_before_ms) override {

@@ -90,7 +90,7 @@ TEST_F(SqliteStoreTest, IdempotencyInsideOneBatchAndAcross) {
   EXPECT_EQ(later[0].outcome, IngestItem::Outcome::kCreated);  // window passed
   auto list = store_->ListEvents("a", "", {});
   ASSERT_TRUE(list.ok());
-  EXPECT_EQ(list->size(), 2u);
+  EXPECT_EQ(list->events.size(), 2u);
 }
 
 TEST_F(SqliteStoreTest, PaginationAndTypeFilter) {
@@ -103,15 +103,36 @@ TEST_F(SqliteStoreTest, PaginationAndTypeFilter) {
   for (;;) {
     auto r = store_->ListEvents("a", "", o);
     ASSERT_TRUE(r.ok());
-    for (auto& e : r.value()) seen.push_back(e.id);
-    if (r->size() < 10) break;
-    o.after_id = r->back().id;
+    for (auto& e : r->events) seen.push_back(e.id);
+    EXPECT_EQ(r->more, seen.size() < 25u);
+    if (!r->more) break;
+    o.after_id = r->resume_after;
   }
   ASSERT_EQ(seen.size(), 25u);
   for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], items[i].event.id);
   auto odd = store_->ListEvents("a", "odd", {});
   ASSERT_TRUE(odd.ok());
-  EXPECT_EQ(odd->size(), 12u);
+  EXPECT_EQ(odd->events.size(), 12u);
+  EXPECT_FALSE(odd->more);
+  for (auto& e : odd->events) EXPECT_EQ(e.type, "odd");
+}
+
+TEST_F(SqliteStoreTest, TypeFilterScanIsBoundedAndResumable) {
+  std::vector<IngestItem> items;
+  for (int i = 0; i < kTypeFilterScanBudget + 5; ++i) items.push_back(Item("a", "common", 1000));
+  items.push_back(Item("a", "rare", 1000));
+  ASSERT_TRUE(Commit(items, 2000).ok());
+  ListOptions o;
+  auto first = store_->ListEvents("a", "rare", o);
+  ASSERT_TRUE(first.ok());
+  EXPECT_TRUE(first->events.empty());  // budget spent before reaching it
+  ASSERT_TRUE(first->more);
+  o.after_id = first->resume_after;
+  auto second = store_->ListEvents("a", "rare", o);
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->events.size(), 1u);
+  EXPECT_EQ(second->events[0].id, items.back().event.id);
+  EXPECT_FALSE(second->more);
 }
 
 TEST_F(SqliteStoreTest, PurgeRemovesOnlyExpired) {
@@ -123,8 +144,8 @@ TEST_F(SqliteStoreTest, PurgeRemovesOnlyExpired) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r.value(), 2500);
   auto list = store_->ListEvents("a", "", {});
-  ASSERT_EQ(list->size(), 1u);
-  EXPECT_EQ(list->front().received_at_ms, 9000);
+  ASSERT_EQ(list->events.size(), 1u);
+  EXPECT_EQ(list->events.front().received_at_ms, 9000);
 }
 
 TEST_F(SqliteStoreTest, KeysCreateFindRevoke) {
