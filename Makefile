@@ -23,11 +23,11 @@ run: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j 1
 
-# The same tests on an ASan+UBSan build.
+# The same tests on an ASan+UBSan build (CI runs it after `make test`).
 test-asan: bootstrap
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTRIGGERS_SANITIZE=ON
 	cmake --build build-asan -j $(JOBS)
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j 1
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 1
 
 bench-ingest: build
 	bash bench/ingest.sh
