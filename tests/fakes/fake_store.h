@@ -1,0 +1,60 @@
+// A Store for unit tests: CommitIngest answers what the test sets and records
+// what it was given; everything else reports NotFound or empty.
+#pragma once
+
+#include <atomic>
+#include <mutex>
+
+#include "triggers/store.h"
+
+namespace triggers::testing {
+
+class FakeStore : public store::Store {
+ public:
+  Status commit_status;  // what CommitIngest returns
+  std::atomic<int> commits{0};
+  std::mutex mu;
+  std::vector<std::string> committed_ids;
+
+  Status Ping() override { return Status::Ok(); }
+  Status CommitIngest(std::vector<store::IngestItem*>& items, int64_t, int64_t) override {
+    ++commits;
+    if (!commit_status.ok()) return commit_status;
+    std::lock_guard lock(mu);
+    for (auto* it : items) {
+      it->outcome = store::IngestItem::Outcome::kCreated;
+      committed_ids.push_back(it->event.id);
+    }
+    return Status::Ok();
+  }
+  Result<Event> GetEvent(const std::string&, const std::string&) override {
+    return Status::NotFound("fake");
+  }
+  Result<store::EventPage> ListEvents(const std::string&, const std::string&,
+                                      const store::ListOptions&) override {
+    return store::EventPage{};
+  }
+  Result<int64_t> Purge(int64_t, int64_t) override { return int64_t{0}; }
+  Status CreateKey(const ApiKey&) override { return Status::Ok(); }
+  Result<ApiKey> FindKeyByHash(const std::string&) override { return Status::NotFound("fake"); }
+  Result<std::vector<ApiKey>> ListKeys(const std::string&, const store::ListOptions&) override {
+    return std::vector<ApiKey>{};
+  }
+  Result<std::string> RevokeKey(const std::string&, const std::string&, int64_t) override {
+    return Status::NotFound("fake");
+  }
+  Result<std::vector<std::string>> RevokedKeyHashesSince(int64_t) override {
+    return std::vector<std::string>{};
+  }
+  Result<bool> HasAdminKey() override { return false; }
+};
+
+// A clock the test moves by hand.
+class FakeClock : public Clock {
+ public:
+  std::atomic<int64_t> now_ms{1'700'000'000'000};
+  int64_t NowMs() const override { return now_ms.load(); }
+  int64_t MonoNs() const override { return now_ms.load() * 1'000'000; }
+};
+
+}  // namespace triggers::testing
