@@ -40,3 +40,59 @@ struct Event {
 };
 
 }  // namespace triggers
+
+namespace triggers {
+
+// A subscription as stored (SPEC section 5). `event_types` and `filter` are
+// kept as the JSON text the client sent (compiled in memory for matching).
+struct Subscription {
+  std::string id;  // sub_<ulid>
+  std::string tenant;
+  std::string kind = "webhook";  // webhook | pull
+  std::optional<std::string> url;
+  std::string event_types_json = "[]";  // JSON array of globs; [] = all types
+  std::optional<std::string> filter_json;
+  int max_in_flight = 16;
+  double rate_limit_per_s = 0;
+  bool ordered = false;
+  std::optional<std::string> description;
+  bool enabled = true;
+  std::string secret;  // whsec_...
+  std::optional<std::string> previous_secret;
+  int64_t previous_secret_expires_at_ms = 0;
+  int max_receives = 10;
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+};
+
+// Delivery states (SPEC section 6).
+inline constexpr const char* kDeliveryPending = "pending";
+inline constexpr const char* kDeliveryInFlight = "in_flight";
+inline constexpr const char* kDeliverySucceeded = "succeeded";
+inline constexpr const char* kDeliveryRetrying = "retrying";
+inline constexpr const char* kDeliveryDead = "dead";
+
+struct DeliveryAttempt {
+  int64_t at_ms = 0;
+  std::optional<int> status_code;
+  int64_t latency_ms = 0;
+  std::optional<std::string> error;
+  std::string response_snippet;
+};
+
+struct Delivery {
+  std::string id;  // dlv_<ulid>
+  std::string tenant;
+  std::string event_id;
+  std::string subscription_id;
+  std::string status;
+  int attempts = 0;
+  int64_t next_attempt_at_ms = 0;
+  std::optional<std::string> last_error;
+  std::optional<int> last_status_code;
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+  std::vector<DeliveryAttempt> attempt_log;  // filled by GetDelivery only
+};
+
+}  // namespace triggers

@@ -23,6 +23,10 @@ namespace triggers::store {
 struct IngestItem {
   enum class Outcome { kPending, kCreated, kDuplicate, kConflict };
   Event event;                  // tenant, type, optional fields, data, id, received_at_ms
+  // Matching subscriptions (ids), and the delivery ids assigned to them by the
+  // writer (same order). One delivery row each, in the event's transaction.
+  std::vector<std::string> subscription_ids;
+  std::vector<std::string> delivery_ids;
   std::string idempotency_key;  // empty: none
   std::string body_hash;        // SHA-256 of the request body when idempotency_key is set
   Outcome outcome = Outcome::kPending;
@@ -71,6 +75,63 @@ class Store {
   // created before `idempotency_before_ms`, in bounded chunks. Returns the
   // number of events deleted.
   virtual Result<int64_t> Purge(int64_t events_before_ms, int64_t idempotency_before_ms) = 0;
+
+  // --- subscriptions (SPEC 5) -------------------------------------------------
+  virtual Status CreateSubscription(const Subscription& sub) = 0;
+  // NotFound for an unknown id or one of another tenant.
+  virtual Result<Subscription> GetSubscription(const std::string& tenant,
+                                               const std::string& id) = 0;
+  virtual Result<std::vector<Subscription>> ListSubscriptions(const std::string& tenant,
+                                                              const ListOptions& opts) = 0;
+  // Every subscription of every tenant changed at or after `since_ms` (all
+  // when 0), with deleted ones listed in `deleted_ids`: for the in-memory cache.
+  virtual Status SubscriptionsChangedSince(int64_t since_ms, std::vector<Subscription>* changed,
+                                           std::vector<std::string>* deleted_ids) = 0;
+  // Replaces the mutable fields (url, event_types, filter, enabled, limits,
+  // description, secrets). NotFound as above.
+  virtual Status UpdateSubscription(const Subscription& sub) = 0;
+  // Deletes it; its unfinished deliveries are dropped.
+  virtual Status DeleteSubscription(const std::string& tenant, const std::string& id,
+                                    int64_t now_ms) = 0;
+
+  // --- deliveries (SPEC 6) ----------------------------------------------------
+  struct DeliveryFilter {
+    std::string subscription_id, event_id, status;  // empty = any
+  };
+  virtual Result<std::vector<Delivery>> ListDeliveries(const std::string& tenant,
+                                                       const DeliveryFilter& filter,
+                                                       const ListOptions& opts) = 0;
+  // With its attempt log.
+  virtual Result<Delivery> GetDelivery(const std::string& tenant, const std::string& id) = 0;
+  // Puts one delivery back to pending, due now. NotFound as above; Conflict
+  // when it is pending or in flight already.
+  virtual Status RetryDelivery(const std::string& tenant, const std::string& id,
+                               int64_t now_ms) = 0;
+
+  // Work for the dispatcher: leases up to `max` due deliveries of one
+  // subscription (pending/retrying due by now, or in_flight whose lease
+  // expired), oldest first, marking them in_flight until `lease_until_ms`.
+  struct Leased {
+    Delivery delivery;
+    Event event;
+  };
+  virtual Result<std::vector<Leased>> LeaseDue(const std::string& subscription_id, int64_t now_ms,
+                                               int max, int64_t lease_until_ms) = 0;
+  // The outcome of one attempt: the attempt is logged and the delivery moves
+  // to `status` (succeeded, retrying with next_attempt_at_ms, or dead).
+  struct AttemptResult {
+    std::string delivery_id;
+    DeliveryAttempt attempt;
+    std::string status;
+    int64_t next_attempt_at_ms = 0;
+  };
+  // Writes many outcomes in one transaction.
+  virtual Status RecordAttempts(const std::vector<AttemptResult>& results, int64_t now_ms) = 0;
+  // Subscriptions with deliveries due at or before `now_ms` (ids).
+  virtual Result<std::vector<std::string>> SubscriptionsWithDueWork(int64_t now_ms) = 0;
+  // Returns leased (in_flight) deliveries of these ids to their previous
+  // state, due now (shutdown).
+  virtual Status ReleaseLeases(const std::vector<std::string>& delivery_ids, int64_t now_ms) = 0;
 
   // --- API keys -------------------------------------------------------------
   virtual Status CreateKey(const ApiKey& key) = 0;

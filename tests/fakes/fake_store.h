@@ -35,6 +35,40 @@ class FakeStore : public store::Store {
     return store::EventPage{};
   }
   Result<int64_t> Purge(int64_t, int64_t) override { return int64_t{0}; }
+  Status CreateSubscription(const Subscription&) override { return Status::Ok(); }
+  Result<Subscription> GetSubscription(const std::string&, const std::string&) override {
+    return Status::NotFound("fake");
+  }
+  Result<std::vector<Subscription>> ListSubscriptions(const std::string&,
+                                                      const store::ListOptions&) override {
+    return std::vector<Subscription>{};
+  }
+  Status SubscriptionsChangedSince(int64_t, std::vector<Subscription>*,
+                                   std::vector<std::string>*) override {
+    return Status::Ok();
+  }
+  Status UpdateSubscription(const Subscription&) override { return Status::NotFound("fake"); }
+  Status DeleteSubscription(const std::string&, const std::string&, int64_t) override {
+    return Status::NotFound("fake");
+  }
+  Result<std::vector<Delivery>> ListDeliveries(const std::string&, const DeliveryFilter&,
+                                               const store::ListOptions&) override {
+    return std::vector<Delivery>{};
+  }
+  Result<Delivery> GetDelivery(const std::string&, const std::string&) override {
+    return Status::NotFound("fake");
+  }
+  Status RetryDelivery(const std::string&, const std::string&, int64_t) override {
+    return Status::NotFound("fake");
+  }
+  Result<std::vector<Leased>> LeaseDue(const std::string&, int64_t, int, int64_t) override {
+    return std::vector<Leased>{};
+  }
+  Status RecordAttempts(const std::vector<AttemptResult>&, int64_t) override { return Status::Ok(); }
+  Result<std::vector<std::string>> SubscriptionsWithDueWork(int64_t) override {
+    return std::vector<std::string>{};
+  }
+  Status ReleaseLeases(const std::vector<std::string>&, int64_t) override { return Status::Ok(); }
   Status CreateKey(const ApiKey&) override { return Status::Ok(); }
   Result<ApiKey> FindKeyByHash(const std::string&) override { return Status::NotFound("fake"); }
   Result<std::vector<ApiKey>> ListKeys(const std::string&, const store::ListOptions&) override {

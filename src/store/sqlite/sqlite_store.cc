@@ -55,6 +55,61 @@ CREATE INDEX idempotency_created ON idempotency(created_at);
 )sql",
     // 2: builds before the type filter became a bounded scan had this index.
     "DROP INDEX IF EXISTS events_tenant_type;",
+    // 3: subscriptions and deliveries. A delivery is due when next_attempt_at
+    // is set and has passed; while in flight it holds the lease expiry; it is
+    // NULL once finished (succeeded or dead), which keeps the due index small.
+    R"sql(
+CREATE TABLE subscriptions(
+  id TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  url TEXT,
+  event_types TEXT NOT NULL,
+  filter TEXT,
+  max_in_flight INTEGER NOT NULL,
+  rate_limit_per_s REAL NOT NULL,
+  ordered INTEGER NOT NULL,
+  description TEXT,
+  enabled INTEGER NOT NULL,
+  secret TEXT NOT NULL,
+  previous_secret TEXT,
+  previous_secret_expires_at INTEGER NOT NULL DEFAULT 0,
+  max_receives INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  deleted_at INTEGER
+);
+CREATE INDEX subscriptions_tenant ON subscriptions(tenant, id);
+CREATE INDEX subscriptions_updated ON subscriptions(updated_at);
+CREATE TABLE deliveries(
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  tenant TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  subscription_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER,
+  last_error TEXT,
+  last_status_code INTEGER,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX deliveries_due ON deliveries(subscription_id, next_attempt_at)
+  WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX deliveries_event ON deliveries(tenant, event_id);
+CREATE INDEX deliveries_sub ON deliveries(tenant, subscription_id, id);
+CREATE TABLE delivery_attempts(
+  delivery_id TEXT NOT NULL,
+  n INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  status_code INTEGER,
+  latency_ms INTEGER NOT NULL,
+  error TEXT,
+  response_snippet TEXT NOT NULL,
+  PRIMARY KEY(delivery_id, n)
+) WITHOUT ROWID;
+)sql",
 };
 
 // Translates an SQLite failure into a Status: the one place that does.
@@ -86,6 +141,16 @@ class Stmt {
     sqlite3_bind_null(s_, i);
     return *this;
   }
+  Stmt& Bind(int i, double v) {
+    sqlite3_bind_double(s_, i, v);
+    return *this;
+  }
+  Stmt& Bind(int i, int v) { return Bind(i, static_cast<int64_t>(v)); }
+  Stmt& Bind(int i, const std::optional<int>& v) {
+    if (v) return Bind(i, static_cast<int64_t>(*v));
+    sqlite3_bind_null(s_, i);
+    return *this;
+  }
   Stmt& Bind(int i, int64_t v) {
     sqlite3_bind_int64(s_, i, v);
     return *this;
@@ -104,6 +169,7 @@ class Stmt {
     return Text(col);
   }
   int64_t Int(int col) const { return sqlite3_column_int64(s_, col); }
+  double Double(int col) const { return sqlite3_column_double(s_, col); }
   sqlite3_stmt* raw() const { return s_; }
   bool IsNull(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
 
@@ -167,6 +233,15 @@ class Conn {
 const char kInsertEvent[] =
     "INSERT INTO events(id,tenant,type,source,subject,ordering_key,data,received_at) "
     "VALUES(?,?,?,?,?,?,?,?)";
+const char kInsertDelivery[] =
+    "INSERT INTO deliveries(id,tenant,event_id,subscription_id,status,next_attempt_at,"
+    "created_at,updated_at) VALUES(?,?,?,?,'pending',?,?,?6)";
+const char kSubCols[] =
+    "id,tenant,kind,url,event_types,filter,max_in_flight,rate_limit_per_s,ordered,description,"
+    "enabled,secret,previous_secret,previous_secret_expires_at,max_receives,created_at,updated_at";
+const char kDeliveryCols[] =
+    "id,tenant,event_id,subscription_id,status,attempts,next_attempt_at,last_error,"
+    "last_status_code,created_at,updated_at";
 const char kGetIdem[] =
     "SELECT body_hash, event_id, created_at FROM idempotency WHERE tenant=? AND key=?";
 const char kPutIdem[] =
@@ -179,16 +254,54 @@ const char kListEvents[] =
     "SELECT id,tenant,type,source,subject,ordering_key,data,received_at FROM events "
     "WHERE tenant=? AND id>? ORDER BY id LIMIT ?";
 
-Event ReadEvent(const Stmt& st) {
+Subscription ReadSubscription(const Stmt& st) {
+  Subscription s;
+  s.id = st.Text(0);
+  s.tenant = st.Text(1);
+  s.kind = st.Text(2);
+  s.url = st.OptText(3);
+  s.event_types_json = st.Text(4);
+  s.filter_json = st.OptText(5);
+  s.max_in_flight = static_cast<int>(st.Int(6));
+  s.rate_limit_per_s = st.Double(7);
+  s.ordered = st.Int(8) != 0;
+  s.description = st.OptText(9);
+  s.enabled = st.Int(10) != 0;
+  s.secret = st.Text(11);
+  s.previous_secret = st.OptText(12);
+  s.previous_secret_expires_at_ms = st.Int(13);
+  s.max_receives = static_cast<int>(st.Int(14));
+  s.created_at_ms = st.Int(15);
+  s.updated_at_ms = st.Int(16);
+  return s;
+}
+
+Delivery ReadDelivery(const Stmt& st, int c = 0) {
+  Delivery d;
+  d.id = st.Text(c + 0);
+  d.tenant = st.Text(c + 1);
+  d.event_id = st.Text(c + 2);
+  d.subscription_id = st.Text(c + 3);
+  d.status = st.Text(c + 4);
+  d.attempts = static_cast<int>(st.Int(c + 5));
+  d.next_attempt_at_ms = st.IsNull(c + 6) ? 0 : st.Int(c + 6);
+  d.last_error = st.OptText(c + 7);
+  if (!st.IsNull(c + 8)) d.last_status_code = static_cast<int>(st.Int(c + 8));
+  d.created_at_ms = st.Int(c + 9);
+  d.updated_at_ms = st.Int(c + 10);
+  return d;
+}
+
+Event ReadEvent(const Stmt& st, int c = 0) {
   Event e;
-  e.id = st.Text(0);
-  e.tenant = st.Text(1);
-  e.type = st.Text(2);
-  e.source = st.OptText(3);
-  e.subject = st.OptText(4);
-  e.ordering_key = st.OptText(5);
-  e.data = st.Text(6);
-  e.received_at_ms = st.Int(7);
+  e.id = st.Text(c + 0);
+  e.tenant = st.Text(c + 1);
+  e.type = st.Text(c + 2);
+  e.source = st.OptText(c + 3);
+  e.subject = st.OptText(c + 4);
+  e.ordering_key = st.OptText(c + 5);
+  e.data = st.Text(c + 6);
+  e.received_at_ms = st.Int(c + 7);
   return e;
 }
 
@@ -313,11 +426,312 @@ class SqliteStore final : public Store {
       deleted += sqlite3_changes(writer_.db());
       if (n < 1000) break;
     }
+    {
+      // Finished deliveries (and their attempts) age out with the events.
+      std::lock_guard lock(write_mu_);
+      PREPARE_OR_RETURN(da, writer_,
+                        "DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM "
+                        "deliveries WHERE next_attempt_at IS NULL AND updated_at<?)");
+      da.Bind(1, events_before_ms);
+      if (da.Step() != SQLITE_DONE) return SqlError(writer_.db(), "purge attempts");
+      PREPARE_OR_RETURN(dd, writer_,
+                        "DELETE FROM deliveries WHERE next_attempt_at IS NULL AND updated_at<?");
+      dd.Bind(1, events_before_ms);
+      if (dd.Step() != SQLITE_DONE) return SqlError(writer_.db(), "purge deliveries");
+    }
     std::lock_guard lock(write_mu_);
     PREPARE_OR_RETURN(st, writer_, "DELETE FROM idempotency WHERE created_at<?");
     st.Bind(1, idem_before_ms);
     if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "purge idempotency");
     return deleted;
+  }
+
+  Status CreateSubscription(const Subscription& s) override {
+    std::lock_guard lock(write_mu_);
+    PREPARE_OR_RETURN(st, writer_,
+                      "INSERT INTO subscriptions(id,tenant,kind,url,event_types,filter,max_in_flight,"
+                      "rate_limit_per_s,ordered,description,enabled,secret,previous_secret,"
+                      "previous_secret_expires_at,max_receives,created_at,updated_at) "
+                      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    BindSubscription(st, s);
+    if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "create subscription");
+    return Status::Ok();
+  }
+
+  Result<Subscription> GetSubscription(const std::string& tenant, const std::string& id) override {
+    auto r = Reader();
+    if (!r.conn) return r.status;
+    static const std::string sql = std::string("SELECT ") + kSubCols +
+                                   " FROM subscriptions WHERE id=? AND tenant=? AND deleted_at IS NULL";
+    PREPARE_OR_RETURN(st, *r.conn, sql.c_str());
+    st.Bind(1, id).Bind(2, tenant);
+    int rc = st.Step();
+    if (rc == SQLITE_ROW) return ReadSubscription(st);
+    if (rc == SQLITE_DONE) return Status::NotFound("subscription not found");
+    return SqlError(r.conn->db(), "get subscription");
+  }
+
+  Result<std::vector<Subscription>> ListSubscriptions(const std::string& tenant,
+                                                      const ListOptions& opts) override {
+    auto r = Reader();
+    if (!r.conn) return r.status;
+    static const std::string sql = std::string("SELECT ") + kSubCols +
+                                   " FROM subscriptions WHERE tenant=? AND id>? AND deleted_at IS "
+                                   "NULL ORDER BY id LIMIT ?";
+    PREPARE_OR_RETURN(st, *r.conn, sql.c_str());
+    st.Bind(1, tenant).Bind(2, opts.after_id).Bind(3, static_cast<int64_t>(opts.limit));
+    std::vector<Subscription> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadSubscription(st));
+    if (rc != SQLITE_DONE) return SqlError(r.conn->db(), "list subscriptions");
+    return out;
+  }
+
+  Status SubscriptionsChangedSince(int64_t since_ms, std::vector<Subscription>* changed,
+                                   std::vector<std::string>* deleted) override {
+    auto r = Reader();
+    if (!r.conn) return r.status;
+    static const std::string sql = std::string("SELECT ") + kSubCols +
+                                   ", deleted_at FROM subscriptions WHERE updated_at>=?";
+    PREPARE_OR_RETURN(st, *r.conn, sql.c_str());
+    st.Bind(1, since_ms);
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      if (st.IsNull(17)) {
+        changed->push_back(ReadSubscription(st));
+      } else {
+        deleted->push_back(st.Text(0));
+      }
+    }
+    if (rc != SQLITE_DONE) return SqlError(r.conn->db(), "changed subscriptions");
+    return Status::Ok();
+  }
+
+  Status UpdateSubscription(const Subscription& s) override {
+    std::lock_guard lock(write_mu_);
+    PREPARE_OR_RETURN(st, writer_,
+                      "UPDATE subscriptions SET id=?1,tenant=?2,kind=?3,url=?4,event_types=?5,"
+                      "filter=?6,max_in_flight=?7,rate_limit_per_s=?8,ordered=?9,description=?10,"
+                      "enabled=?11,secret=?12,previous_secret=?13,previous_secret_expires_at=?14,"
+                      "max_receives=?15,created_at=?16,updated_at=?17 "
+                      "WHERE id=?1 AND tenant=?2 AND deleted_at IS NULL");
+    BindSubscription(st, s);
+    if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "update subscription");
+    if (sqlite3_changes(writer_.db()) == 0) return Status::NotFound("subscription not found");
+    return Status::Ok();
+  }
+
+  Status DeleteSubscription(const std::string& tenant, const std::string& id,
+                            int64_t now_ms) override {
+    std::lock_guard lock(write_mu_);
+    if (Status s = writer_.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    Status s = [&]() -> Status {
+      PREPARE_OR_RETURN(st, writer_,
+                        "UPDATE subscriptions SET deleted_at=?1, updated_at=?1 WHERE id=?2 AND "
+                        "tenant=?3 AND deleted_at IS NULL");
+      st.Bind(1, now_ms).Bind(2, id).Bind(3, tenant);
+      if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "delete subscription");
+      if (sqlite3_changes(writer_.db()) == 0) return Status::NotFound("subscription not found");
+      PREPARE_OR_RETURN(dd, writer_,
+                        "DELETE FROM deliveries WHERE subscription_id=? AND next_attempt_at IS NOT NULL");
+      dd.Bind(1, id);
+      if (dd.Step() != SQLITE_DONE) return SqlError(writer_.db(), "delete deliveries");
+      return Status::Ok();
+    }();
+    if (s.ok()) s = writer_.Exec("COMMIT");
+    if (!s.ok()) writer_.Exec("ROLLBACK");
+    return s;
+  }
+
+  Result<std::vector<Delivery>> ListDeliveries(const std::string& tenant,
+                                               const DeliveryFilter& f,
+                                               const ListOptions& opts) override {
+    auto r = Reader();
+    if (!r.conn) return r.status;
+    // One statement per filter shape, each able to use an index.
+    std::string sql = std::string("SELECT ") + kDeliveryCols + " FROM deliveries WHERE tenant=?1";
+    if (!f.event_id.empty()) sql += " AND event_id=?2";
+    if (!f.subscription_id.empty()) sql += " AND subscription_id=?3";
+    if (!f.status.empty()) sql += " AND status=?4";
+    sql += " AND id>?5 ORDER BY id LIMIT ?6";
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(r.conn->db(), sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
+      return SqlError(r.conn->db(), "list deliveries");
+    }
+    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(raw, sqlite3_finalize);
+    Stmt st(raw);
+    st.Bind(1, tenant).Bind(5, opts.after_id).Bind(6, static_cast<int64_t>(opts.limit));
+    if (!f.event_id.empty()) st.Bind(2, f.event_id);
+    if (!f.subscription_id.empty()) st.Bind(3, f.subscription_id);
+    if (!f.status.empty()) st.Bind(4, f.status);
+    std::vector<Delivery> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadDelivery(st));
+    if (rc != SQLITE_DONE) return SqlError(r.conn->db(), "list deliveries");
+    return out;
+  }
+
+  Result<Delivery> GetDelivery(const std::string& tenant, const std::string& id) override {
+    auto r = Reader();
+    if (!r.conn) return r.status;
+    Delivery d;
+    {
+      static const std::string sql =
+          std::string("SELECT ") + kDeliveryCols + " FROM deliveries WHERE id=? AND tenant=?";
+      PREPARE_OR_RETURN(st, *r.conn, sql.c_str());
+      st.Bind(1, id).Bind(2, tenant);
+      int rc = st.Step();
+      if (rc == SQLITE_DONE) return Status::NotFound("delivery not found");
+      if (rc != SQLITE_ROW) return SqlError(r.conn->db(), "get delivery");
+      d = ReadDelivery(st);
+    }
+    PREPARE_OR_RETURN(st, *r.conn,
+                      "SELECT at,status_code,latency_ms,error,response_snippet FROM "
+                      "delivery_attempts WHERE delivery_id=? ORDER BY n");
+    st.Bind(1, id);
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      DeliveryAttempt a;
+      a.at_ms = st.Int(0);
+      if (!st.IsNull(1)) a.status_code = static_cast<int>(st.Int(1));
+      a.latency_ms = st.Int(2);
+      a.error = st.OptText(3);
+      a.response_snippet = st.Text(4);
+      d.attempt_log.push_back(std::move(a));
+    }
+    if (rc != SQLITE_DONE) return SqlError(r.conn->db(), "get attempts");
+    return d;
+  }
+
+  Status RetryDelivery(const std::string& tenant, const std::string& id, int64_t now_ms) override {
+    std::lock_guard lock(write_mu_);
+    PREPARE_OR_RETURN(get, writer_, "SELECT status FROM deliveries WHERE id=? AND tenant=?");
+    get.Bind(1, id).Bind(2, tenant);
+    int rc = get.Step();
+    if (rc == SQLITE_DONE) return Status::NotFound("delivery not found");
+    if (rc != SQLITE_ROW) return SqlError(writer_.db(), "retry delivery");
+    std::string status = get.Text(0);
+    if (status == kDeliveryPending || status == kDeliveryInFlight) {
+      return Status::Conflict("the delivery is " + status + " already");
+    }
+    PREPARE_OR_RETURN(st, writer_,
+                      "UPDATE deliveries SET status='pending', next_attempt_at=?1, updated_at=?1 "
+                      "WHERE id=?2");
+    st.Bind(1, now_ms).Bind(2, id);
+    if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "retry delivery");
+    return Status::Ok();
+  }
+
+  Result<std::vector<Leased>> LeaseDue(const std::string& sub_id, int64_t now_ms, int max,
+                                       int64_t lease_until_ms) override {
+    std::lock_guard lock(write_mu_);
+    if (Status s = writer_.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    std::vector<Leased> out;
+    Status s = [&]() -> Status {
+      static const std::string sql =
+          std::string("SELECT d.id,d.tenant,d.event_id,d.subscription_id,d.status,d.attempts,"
+                      "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,"
+                      "e.id,e.tenant,e.type,e.source,e.subject,e.ordering_key,e.data,e.received_at "
+                      "FROM deliveries d JOIN events e ON e.tenant=d.tenant AND e.id=d.event_id "
+                      "WHERE d.subscription_id=? AND d.next_attempt_at IS NOT NULL AND "
+                      "d.next_attempt_at<=? ORDER BY d.next_attempt_at, d.seq LIMIT ?");
+      {
+        PREPARE_OR_RETURN(st, writer_, sql.c_str());
+        st.Bind(1, sub_id).Bind(2, now_ms).Bind(3, static_cast<int64_t>(max));
+        int rc;
+        while ((rc = st.Step()) == SQLITE_ROW) {
+          Leased l;
+          l.delivery = ReadDelivery(st, 0);
+          l.event = ReadEvent(st, 11);
+          out.push_back(std::move(l));
+        }
+        if (rc != SQLITE_DONE) return SqlError(writer_.db(), "lease scan");
+      }
+      for (auto& l : out) {
+        PREPARE_OR_RETURN(up, writer_,
+                          "UPDATE deliveries SET status='in_flight', next_attempt_at=?, "
+                          "updated_at=? WHERE id=?");
+        up.Bind(1, lease_until_ms).Bind(2, now_ms).Bind(3, l.delivery.id);
+        if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "lease");
+      }
+      return Status::Ok();
+    }();
+    if (s.ok()) s = writer_.Exec("COMMIT");
+    if (!s.ok()) {
+      writer_.Exec("ROLLBACK");
+      return s;
+    }
+    return out;
+  }
+
+  Status RecordAttempts(const std::vector<AttemptResult>& results, int64_t now_ms) override {
+    if (results.empty()) return Status::Ok();
+    std::lock_guard lock(write_mu_);
+    if (Status s = writer_.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    Status s = [&]() -> Status {
+      for (const auto& r : results) {
+        {
+          PREPARE_OR_RETURN(ins, writer_,
+                            "INSERT OR REPLACE INTO delivery_attempts(delivery_id,n,at,status_code,"
+                            "latency_ms,error,response_snippet) SELECT ?1, attempts+1, ?2, ?3, ?4, "
+                            "?5, ?6 FROM deliveries WHERE id=?1");
+          ins.Bind(1, r.delivery_id).Bind(2, r.attempt.at_ms).Bind(3, r.attempt.status_code);
+          ins.Bind(4, r.attempt.latency_ms).Bind(5, r.attempt.error);
+          ins.Bind(6, r.attempt.response_snippet);
+          if (ins.Step() != SQLITE_DONE) return SqlError(writer_.db(), "record attempt");
+        }
+        const bool finished = r.status == kDeliverySucceeded || r.status == kDeliveryDead;
+        PREPARE_OR_RETURN(up, writer_,
+                          "UPDATE deliveries SET status=?2, attempts=attempts+1, next_attempt_at=?3,"
+                          " last_error=?4, last_status_code=?5, updated_at=?6 WHERE id=?1");
+        up.Bind(1, r.delivery_id).Bind(2, r.status);
+        if (finished) {
+          sqlite3_bind_null(up.raw(), 3);
+        } else {
+          up.Bind(3, r.next_attempt_at_ms);
+        }
+        up.Bind(4, r.attempt.error).Bind(5, r.attempt.status_code).Bind(6, now_ms);
+        if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "record attempt");
+      }
+      return Status::Ok();
+    }();
+    if (s.ok()) s = writer_.Exec("COMMIT");
+    if (!s.ok()) writer_.Exec("ROLLBACK");
+    return s;
+  }
+
+  Result<std::vector<std::string>> SubscriptionsWithDueWork(int64_t now_ms) override {
+    auto r = Reader();
+    if (!r.conn) return r.status;
+    PREPARE_OR_RETURN(st, *r.conn,
+                      "SELECT DISTINCT subscription_id FROM deliveries WHERE next_attempt_at IS "
+                      "NOT NULL AND next_attempt_at<=?");
+    st.Bind(1, now_ms);
+    std::vector<std::string> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) out.push_back(st.Text(0));
+    if (rc != SQLITE_DONE) return SqlError(r.conn->db(), "due work");
+    return out;
+  }
+
+  Status ReleaseLeases(const std::vector<std::string>& ids, int64_t now_ms) override {
+    if (ids.empty()) return Status::Ok();
+    std::lock_guard lock(write_mu_);
+    if (Status s = writer_.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    Status s = [&]() -> Status {
+      for (const auto& id : ids) {
+        PREPARE_OR_RETURN(up, writer_,
+                          "UPDATE deliveries SET status=CASE WHEN attempts=0 THEN 'pending' ELSE "
+                          "'retrying' END, next_attempt_at=?1, updated_at=?1 WHERE id=?2 AND "
+                          "status='in_flight'");
+        up.Bind(1, now_ms).Bind(2, id);
+        if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "release");
+      }
+      return Status::Ok();
+    }();
+    if (s.ok()) s = writer_.Exec("COMMIT");
+    if (!s.ok()) writer_.Exec("ROLLBACK");
+    return s;
   }
 
   Status CreateKey(const ApiKey& k) override {
@@ -456,6 +870,14 @@ class SqliteStore final : public Store {
     pool_cv_.notify_one();
   }
 
+  static void BindSubscription(Stmt& st, const Subscription& s) {
+    st.Bind(1, s.id).Bind(2, s.tenant).Bind(3, s.kind).Bind(4, s.url).Bind(5, s.event_types_json);
+    st.Bind(6, s.filter_json).Bind(7, s.max_in_flight).Bind(8, s.rate_limit_per_s);
+    st.Bind(9, s.ordered ? 1 : 0).Bind(10, s.description).Bind(11, s.enabled ? 1 : 0);
+    st.Bind(12, s.secret).Bind(13, s.previous_secret).Bind(14, s.previous_secret_expires_at_ms);
+    st.Bind(15, s.max_receives).Bind(16, s.created_at_ms).Bind(17, s.updated_at_ms);
+  }
+
   Status WriteItems(std::vector<IngestItem*>& items, int64_t now_ms, int64_t window_ms) {
     for (IngestItem* it : items) {
       Event& ev = it->event;
@@ -502,6 +924,12 @@ class SqliteStore final : public Store {
       st.Bind(5, ev.subject).Bind(6, ev.ordering_key).Bind(7, ev.data);
       st.Bind(8, ev.received_at_ms);
       if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "insert event");
+      for (size_t k = 0; k < it->subscription_ids.size() && k < it->delivery_ids.size(); ++k) {
+        PREPARE_OR_RETURN(d, writer_, kInsertDelivery);
+        d.Bind(1, it->delivery_ids[k]).Bind(2, ev.tenant).Bind(3, ev.id);
+        d.Bind(4, it->subscription_ids[k]).Bind(5, ev.received_at_ms).Bind(6, now_ms);
+        if (d.Step() != SQLITE_DONE) return SqlError(writer_.db(), "insert delivery");
+      }
       it->outcome = IngestItem::Outcome::kCreated;
     }
     return Status::Ok();
