@@ -22,7 +22,7 @@ namespace triggers::store {
 // id/type/received_at_ms with those of the first event).
 struct IngestItem {
   enum class Outcome { kPending, kCreated, kDuplicate, kConflict };
-  Event event;                  // tenant, type, optional fields, data, id, received_at_ms
+  Event event;  // tenant, type, optional fields, data, id, received_at_ms
   // Matching subscriptions (ids), and the delivery ids assigned to them by the
   // writer (same order). One delivery row each, in the event's transaction.
   std::vector<std::string> subscription_ids;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "api/auth.h"
+#include "delivery/subscription_cache.h"
 #include "store/ingest_writer.h"
 #include "triggers/clock.h"
 #include "triggers/store.h"
@@ -22,6 +23,10 @@ struct Context {
   // Runs `fn` on the pool for blocking work (store reads, admin writes).
   // False when the pool's queue is full: the caller answers 503.
   std::function<bool(std::function<void()>)> run_blocking;
+  delivery::SubscriptionCache* subscriptions = nullptr;
+  bool allow_private_destinations = false;
+  // Tells the delivery dispatcher that new work may be due (never blocks).
+  std::function<void()> wake_dispatcher = [] {};
   std::atomic<bool> shutting_down{false};
   int64_t start_ms = 0;
   std::string cors_origins = "*";

@@ -16,7 +16,19 @@ void PostEventBatch(Context& ctx, const Call& call, Respond respond);
 Response ListEvents(Context& ctx, const Call& call);
 Response GetEvent(Context& ctx, const Call& call);
 
+Response PostSubscription(Context& ctx, const Call& call);
+Response ListSubscriptions(Context& ctx, const Call& call);
+Response GetSubscription(Context& ctx, const Call& call);
+Response PatchSubscription(Context& ctx, const Call& call);
+Response DeleteSubscription(Context& ctx, const Call& call);
+Response RotateSecret(Context& ctx, const Call& call);
+Response ListDeliveries(Context& ctx, const Call& call);
+Response GetDelivery(Context& ctx, const Call& call);
+Response RetryDelivery(Context& ctx, const Call& call);
+
 // Shared helpers.
+std::string DeliverySummaryJson(Context& ctx, const std::string& tenant,
+                                const std::string& event_id);
 // Parses ?limit= (1-1000, default 100) and ?after= (a cursor of ids with
 // `prefix`). Validation status on bad input.
 Status ParseListParams(std::string_view query, std::string_view prefix, int* limit,

@@ -6,6 +6,7 @@
 #include "api/handlers.h"
 #include "core/crypto.h"
 #include "core/cursor.h"
+#include "core/event_json.h"
 #include "core/event_parser.h"
 #include "core/ids.h"
 #include "core/json_util.h"
@@ -27,30 +28,6 @@ void AppendAccepted(std::string& out, const Event& ev, bool duplicate) {
   out += ",\"received_at\":\"";
   core::AppendTimeMs(out, ev.received_at_ms);
   out += duplicate ? "\",\"duplicate\":true}" : "\",\"duplicate\":false}";
-}
-
-void AppendOptional(std::string& out, const char* key, const std::optional<std::string>& v) {
-  out += key;
-  if (v) {
-    core::AppendJsonString(out, *v);
-  } else {
-    out += "null";
-  }
-}
-
-// The stored event object of SPEC section 4, without the closing brace.
-void AppendEventOpen(std::string& out, const Event& ev) {
-  out += "{\"id\":\"";
-  out += ev.id;
-  out += "\",\"type\":";
-  core::AppendJsonString(out, ev.type);
-  AppendOptional(out, ",\"source\":", ev.source);
-  AppendOptional(out, ",\"subject\":", ev.subject);
-  AppendOptional(out, ",\"ordering_key\":", ev.ordering_key);
-  out += ",\"time\":\"";
-  core::AppendTimeMs(out, ev.received_at_ms);
-  out += "\",\"data\":";
-  out += ev.data;  // raw bytes, exactly as received
 }
 
 Response Json(int status, std::string body) {
@@ -80,6 +57,7 @@ void PostEvent(Context& ctx, const Call& call, Respond respond) {
     item.body_hash = core::Sha256(req.body);
   }
   item.event.tenant = call.who->tenant;
+  ctx.subscriptions->Match(item.event, &item.subscription_ids);
   store::IngestBatch* raw = batch.get();
   batch->done = [raw, respond, rid = req.request_id](const Status& s) {
     if (!s.ok()) return respond(StatusResponse(Status::Unavailable(""), rid));
@@ -119,6 +97,7 @@ void PostEventBatch(Context& ctx, const Call& call, Respond respond) {
     batch->items.emplace_back();
     batch->items.back().event = std::move(entries[i]);
     batch->items.back().event.tenant = call.who->tenant;
+    ctx.subscriptions->Match(batch->items.back().event, &batch->items.back().subscription_ids);
   }
   auto finish = [statuses, respond, rid = req.request_id](const store::IngestBatch* b,
                                                           const Status& s) {
@@ -198,7 +177,7 @@ Response ListEvents(Context& ctx, const Call& call) {
   body += "{\"data\":[";
   for (size_t i = 0; i < events.size(); ++i) {
     if (i) body += ',';
-    AppendEventOpen(body, events[i]);
+    core::AppendEventJsonOpen(body, events[i]);
     body += '}';
   }
   body += "],\"next_cursor\":";
@@ -224,8 +203,10 @@ Response GetEvent(Context& ctx, const Call& call) {
   }
   std::string body;
   body.reserve(r->data.size() + 300);
-  AppendEventOpen(body, r.value());
-  body += ",\"deliveries\":[]}";
+  core::AppendEventJsonOpen(body, r.value());
+  body += ",\"deliveries\":";
+  body += DeliverySummaryJson(ctx, call.who->tenant, r->id);
+  body += '}';
   return Json(200, std::move(body));
 }
 

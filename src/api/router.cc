@@ -33,6 +33,17 @@ const Route kRoutes[] = {
     {"GET", "/v1/events", Access::kTenant, kScopeRead, ListEvents, nullptr},
     {"POST", "/v1/events/batch", Access::kTenant, kScopeIngest, nullptr, PostEventBatch},
     {"GET", "/v1/events/{id}", Access::kTenant, kScopeRead, GetEvent, nullptr},
+    {"POST", "/v1/subscriptions", Access::kTenant, kScopeManage, PostSubscription, nullptr},
+    {"GET", "/v1/subscriptions", Access::kTenant, kScopeRead, ListSubscriptions, nullptr},
+    {"GET", "/v1/subscriptions/{id}", Access::kTenant, kScopeRead, GetSubscription, nullptr},
+    {"PATCH", "/v1/subscriptions/{id}", Access::kTenant, kScopeManage, PatchSubscription, nullptr},
+    {"DELETE", "/v1/subscriptions/{id}", Access::kTenant, kScopeManage, DeleteSubscription,
+     nullptr},
+    {"POST", "/v1/subscriptions/{id}/rotate-secret", Access::kTenant, kScopeManage, RotateSecret,
+     nullptr},
+    {"GET", "/v1/deliveries", Access::kTenant, kScopeRead, ListDeliveries, nullptr},
+    {"GET", "/v1/deliveries/{id}", Access::kTenant, kScopeRead, GetDelivery, nullptr},
+    {"POST", "/v1/deliveries/{id}/retry", Access::kTenant, kScopeManage, RetryDelivery, nullptr},
 };
 
 bool MatchPattern(std::string_view pattern, std::string_view path, std::string_view* param) {

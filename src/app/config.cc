@@ -53,6 +53,9 @@ Status Config::Validate() {
   if (Status s = Duration("request-timeout", request_timeout, &request_timeout_ms); !s.ok())
     return s;
   if (Status s = Duration("idle-timeout", idle_timeout, &idle_timeout_ms); !s.ok()) return s;
+  if (Status s = Duration("delivery-timeout", delivery_timeout, &delivery_timeout_ms); !s.ok()) {
+    return s;
+  }
   return Status::Ok();
 }
 

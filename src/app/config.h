@@ -25,6 +25,9 @@ struct Config {
   std::string log_level = "info";
   std::string request_timeout = "10s";
   std::string idle_timeout = "60s";
+  std::string delivery_timeout = "15s";
+  std::string retry_schedule = "5s,30s,2m,10m,30m,1h,3h,6h,12h";
+  bool allow_private_destinations = false;
 
   // Derived by Validate().
   std::string host;
@@ -34,6 +37,7 @@ struct Config {
   int64_t purge_interval_ms = 0;
   int64_t request_timeout_ms = 0;
   int64_t idle_timeout_ms = 0;
+  int64_t delivery_timeout_ms = 0;
 
   Status Validate();
   std::string DbPath() const { return data_dir + "/triggers.db"; }

@@ -43,6 +43,10 @@ int main(int argc, char** argv) {
   Flag(serve, "log-level", cfg.log_level, "debug, info, warn or error");
   Flag(serve, "request-timeout", cfg.request_timeout, "time allowed to send one request");
   Flag(serve, "idle-timeout", cfg.idle_timeout, "keep-alive idle time before closing");
+  Flag(serve, "delivery-timeout", cfg.delivery_timeout, "time allowed for one webhook attempt");
+  Flag(serve, "retry-schedule", cfg.retry_schedule, "delays between attempts, e.g. 1s,2s,5s");
+  Flag(serve, "allow-private-destinations", cfg.allow_private_destinations,
+       "allow webhook URLs on loopback/private/link-local addresses (development, tests)");
 
   CLI::App* keys_cmd = app.add_subcommand("keys", "manage API keys offline, on the store");
   keys_cmd->require_subcommand(1);

@@ -19,6 +19,9 @@
 #include "core/ids.h"
 #include "core/keys.h"
 #include "core/time_util.h"
+#include "delivery/curl_sender.h"
+#include "delivery/dispatcher.h"
+#include "delivery/subscription_cache.h"
 #include "http/server.h"
 #include "obs/logger.h"
 #include "store/ingest_writer.h"
@@ -87,8 +90,9 @@ Result<std::unique_ptr<store::Store>> OpenStore(Config& cfg) {
 // the retention purge (every --purge-interval).
 class Maintenance {
  public:
-  Maintenance(store::Store* store, api::KeyCache* keys, const Config& cfg)
-      : store_(store), keys_(keys), cfg_(cfg), thread_([this] { Run(); }) {}
+  Maintenance(store::Store* store, api::KeyCache* keys, delivery::SubscriptionCache* subs,
+              const Config& cfg)
+      : store_(store), keys_(keys), subs_(subs), cfg_(cfg), thread_([this] { Run(); }) {}
   ~Maintenance() {
     {
       std::lock_guard lock(mu_);
@@ -106,6 +110,7 @@ class Maintenance {
     while (!stop_) {
       lock.unlock();
       keys_->RefreshRevocations();
+      subs_->Refresh();
       if (std::chrono::steady_clock::now() >= next_purge) {
         int64_t now = SystemClock()->NowMs();
         auto r = store_->Purge(now - cfg_.retention_ms, now - 24LL * 3600 * 1000);
@@ -128,6 +133,7 @@ class Maintenance {
   }
   store::Store* store_;
   api::KeyCache* keys_;
+  delivery::SubscriptionCache* subs_;
   const Config& cfg_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -164,18 +170,43 @@ int RunServe(Config& cfg) {
     return 1;
   }
 
+  auto schedule = delivery::RetrySchedule::Parse(cfg.retry_schedule);
+  if (!schedule.ok()) {
+    std::fprintf(stderr, "triggers: --retry-schedule: %s\n", schedule.status().message().c_str());
+    obs::StopAsyncLogging();
+    return 2;
+  }
   api::KeyCache keys(st.get(), SystemClock(), admin, cfg.rate_limit_per_key);
+  delivery::SubscriptionCache subscriptions(st.get(), SystemClock());
+  if (Status s = subscriptions.LoadAll(); !s.ok()) {
+    LogError("cannot load subscriptions", s.message());
+    obs::StopAsyncLogging();
+    return 1;
+  }
+  delivery::CurlSenderOptions sender_opts;
+  sender_opts.allow_private_destinations = cfg.allow_private_destinations;
+  sender_opts.user_agent = "triggers/" TRIGGERS_VERSION;
+  auto sender = delivery::NewCurlSender(sender_opts);
+  delivery::DispatcherOptions dopts;
+  dopts.schedule = schedule.value();
+  dopts.delivery_timeout_ms = cfg.delivery_timeout_ms;
+  dopts.user_agent = sender_opts.user_agent;
+  delivery::Dispatcher dispatcher(st.get(), &subscriptions, sender.get(), SystemClock(), dopts);
   http::Server* server_ptr = nullptr;  // set below; the writer starts before the server
   store::IngestWriter::Options wo;
   // One post per commit to the I/O threads completes all of its requests.
   wo.complete = [&server_ptr](int home, std::function<void()> fn) {
     server_ptr->Post(home, std::move(fn));
   };
+  wo.on_deliveries = [&dispatcher] { dispatcher.Wake(); };
   store::IngestWriter writer(st.get(), SystemClock(), wo);
   api::Context ctx;
   ctx.store = st.get();
   ctx.writer = &writer;
   ctx.keys = &keys;
+  ctx.subscriptions = &subscriptions;
+  ctx.allow_private_destinations = cfg.allow_private_destinations;
+  ctx.wake_dispatcher = [&dispatcher] { dispatcher.Wake(); };
   ctx.clock = SystemClock();
   ctx.start_ms = SystemClock()->NowMs();
   ctx.cors_origins = cfg.cors_origins;
@@ -210,10 +241,13 @@ int RunServe(Config& cfg) {
       .Int("io_threads", so.io_threads)
       .Emit();
   {
-    Maintenance maintenance(st.get(), &keys, cfg);
+    Maintenance maintenance(st.get(), &keys, &subscriptions, cfg);
     server.Run([&ctx] { ctx.shutting_down.store(true); });
   }
   writer.Stop();
+  // In-flight attempts finish (bounded), unfinished leases go back to the store.
+  dispatcher.Stop();
+  sender->Stop();
   obs::LogLine(obs::Level::kInfo, "stopped")
       .Int("ingest_commits", static_cast<int64_t>(writer.commits()))
       .Int("ingest_events", static_cast<int64_t>(writer.committed_items()))

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <utility>
 
 namespace triggers::core {
 namespace json = boost::json;
@@ -230,6 +231,18 @@ struct StringTest {
 
 enum class Cmp { kEq, kLt, kLe, kGt, kGe };
 
+bool ParseCmp(std::string_view s, Cmp& out) {
+  static constexpr std::pair<std::string_view, Cmp> kOps[] = {
+      {"=", Cmp::kEq}, {"<", Cmp::kLt}, {"<=", Cmp::kLe}, {">", Cmp::kGt}, {">=", Cmp::kGe}};
+  for (const auto& [name, op] : kOps) {
+    if (s == name) {
+      out = op;
+      return true;
+    }
+  }
+  return false;
+}
+
 struct Comparison {
   Cmp op = Cmp::kEq;
   Num n;
@@ -237,11 +250,16 @@ struct Comparison {
   bool Holds(const Num& v) const {
     int c = CompareNum(v, n);
     switch (op) {
-      case Cmp::kEq: return c == 0;
-      case Cmp::kLt: return c < 0;
-      case Cmp::kLe: return c <= 0;
-      case Cmp::kGt: return c > 0;
-      case Cmp::kGe: return c >= 0;
+      case Cmp::kEq:
+        return c == 0;
+      case Cmp::kLt:
+        return c < 0;
+      case Cmp::kLe:
+        return c <= 0;
+      case Cmp::kGt:
+        return c > 0;
+      case Cmp::kGe:
+        return c >= 0;
     }
     return false;
   }
@@ -468,10 +486,9 @@ class Compiler {
     }
     if (name == "anything-but") return CompileAnythingBut(arg, m);
     bool nested_ok = t.op == StringTest::Op::kPrefix || t.op == StringTest::Op::kSuffix;
-    if (!arg.is_string()) {
-      return Fail(nested_ok && !IsIgnoreCaseObject(arg)
-                      ? "must be a string or {\"equals-ignore-case\": string}"
-                      : (nested_ok ? "" : "must be a string"));
+    if (!arg.is_string() && !(nested_ok && IsIgnoreCaseObject(arg))) {
+      return Fail(nested_ok ? "must be a string or {\"equals-ignore-case\": string}"
+                            : "must be a string");
     }
     m.kind = Matcher::Kind::kString;
     m.tests.push_back(std::move(t));
@@ -504,7 +521,8 @@ class Compiler {
     std::string_view text;
     if (arg.is_string()) {
       text = arg.get_string();
-    } else if (nested_ignore_case && t.op != StringTest::Op::kWildcard &&
+    } else if (nested_ignore_case &&
+               (t.op == StringTest::Op::kPrefix || t.op == StringTest::Op::kSuffix) &&
                IsIgnoreCaseObject(arg)) {
       text = arg.get_object().begin()->value().get_string();
       t.ignore_case = true;
@@ -545,12 +563,9 @@ class Compiler {
         const json::string* op = (*a)[i].if_string();
         if (!op) return Fail("must be one of \"=\", \"<\", \"<=\", \">\", \">=\"");
         std::string_view s = *op;
-        if (s == "=") c.op = Cmp::kEq;
-        else if (s == "<") c.op = Cmp::kLt;
-        else if (s == "<=") c.op = Cmp::kLe;
-        else if (s == ">") c.op = Cmp::kGt;
-        else if (s == ">=") c.op = Cmp::kGe;
-        else return Fail("unknown comparison " + Quote(s) + " (use =, <, <=, >, >=)");
+        if (!ParseCmp(s, c.op)) {
+          return Fail("unknown comparison " + Quote(s) + " (use =, <, <=, >, >=)");
+        }
       }
       {
         PathScope scope(path_, i + 1);
@@ -580,8 +595,9 @@ class Compiler {
       }
       StringTest t;
       if (!ParseStringOp(kv.key(), kv.value(), t, /*nested_ignore_case=*/false)) {
-        return Fail("unknown operator (anything-but takes prefix, suffix, "
-                    "equals-ignore-case or wildcard)");
+        return Fail(
+            "unknown operator (anything-but takes prefix, suffix, "
+            "equals-ignore-case or wildcard)");
       }
       if (!kv.value().is_string()) return Fail("must be a string");
       m.tests.push_back(std::move(t));
@@ -606,7 +622,8 @@ class Compiler {
     return Status::Ok();
   }
 
-  Status CompileStringList(const json::array& a, std::string_view op, std::vector<StringTest>& out) {
+  Status CompileStringList(const json::array& a, std::string_view op,
+                           std::vector<StringTest>& out) {
     if (a.empty()) return Fail("must not be an empty array");
     for (size_t i = 0; i < a.size(); ++i) {
       PathScope scope(path_, i);

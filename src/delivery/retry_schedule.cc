@@ -67,7 +67,8 @@ std::optional<int64_t> ParseImfFixdateMs(std::string_view s) {
 
 RetrySchedule RetrySchedule::Default() {
   constexpr int64_t kS = 1000, kM = 60 * kS, kH = 60 * kM;
-  return RetrySchedule({5 * kS, 30 * kS, 2 * kM, 10 * kM, 30 * kM, 1 * kH, 3 * kH, 6 * kH, 12 * kH});
+  return RetrySchedule(
+      {5 * kS, 30 * kS, 2 * kM, 10 * kM, 30 * kM, 1 * kH, 3 * kH, 6 * kH, 12 * kH});
 }
 
 Result<RetrySchedule> RetrySchedule::Parse(std::string_view csv) {

@@ -20,7 +20,7 @@ class RetrySchedule {
  public:
   static constexpr size_t kMaxItems = 50;
   static constexpr int64_t kMaxDelayMs = 7LL * 24 * 3600 * 1000;  // 7d
-  static constexpr double kJitter = 0.2;                         // +-20%
+  static constexpr double kJitter = 0.2;                          // +-20%
 
   // 5s, 30s, 2m, 10m, 30m, 1h, 3h, 6h, 12h: 10 attempts in all.
   static RetrySchedule Default();

@@ -24,17 +24,17 @@ bool IsForbiddenV4(uint32_t a) {
     int prefix;
   };
   static constexpr Net kForbidden[] = {
-      {V4(0, 0, 0, 0), 8},        // "this network", unspecified
-      {V4(10, 0, 0, 0), 8},       // private
-      {V4(100, 64, 0, 0), 10},    // CGNAT (also Alibaba's metadata 100.100.100.200)
-      {V4(127, 0, 0, 0), 8},      // loopback
-      {V4(169, 254, 0, 0), 16},   // link-local, cloud metadata 169.254.169.254
-      {V4(172, 16, 0, 0), 12},    // private
-      {V4(192, 0, 0, 0), 24},     // IETF protocol assignments
-      {V4(192, 168, 0, 0), 16},   // private
-      {V4(198, 18, 0, 0), 15},    // benchmarking
-      {V4(224, 0, 0, 0), 4},      // multicast
-      {V4(240, 0, 0, 0), 4},      // reserved, incl. broadcast 255.255.255.255
+      {V4(0, 0, 0, 0), 8},       // "this network", unspecified
+      {V4(10, 0, 0, 0), 8},      // private
+      {V4(100, 64, 0, 0), 10},   // CGNAT (also Alibaba's metadata 100.100.100.200)
+      {V4(127, 0, 0, 0), 8},     // loopback
+      {V4(169, 254, 0, 0), 16},  // link-local, cloud metadata 169.254.169.254
+      {V4(172, 16, 0, 0), 12},   // private
+      {V4(192, 0, 0, 0), 24},    // IETF protocol assignments
+      {V4(192, 168, 0, 0), 16},  // private
+      {V4(198, 18, 0, 0), 15},   // benchmarking
+      {V4(224, 0, 0, 0), 4},     // multicast
+      {V4(240, 0, 0, 0), 4},     // reserved, incl. broadcast 255.255.255.255
   };
   return std::any_of(std::begin(kForbidden), std::end(kForbidden),
                      [a](const Net& n) { return InV4(a, n.net, n.prefix); });
@@ -70,11 +70,11 @@ bool IsForbiddenV6(const unsigned char a[16]) {
     return IsForbiddenV4(~V4At(a + 12));  // Teredo: the client's IPv4, inverted
   }
   if (HasPrefix(a, {0x00, 0x64, 0xff, 0x9b, 0x00, 0x01})) return true;  // local NAT64
-  if (HasPrefix(a, {0x01, 0x00}) && AllZero(a + 2, 6)) return true;    // 100::/64 discard
-  if ((a[0] & 0xfe) == 0xfc) return true;                             // fc00::/7 ULA
-  if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) return true;             // fe80::/10
-  if (a[0] == 0xfe && (a[1] & 0xc0) == 0xc0) return true;             // fec0::/10
-  if (a[0] == 0xff) return true;                                      // multicast
+  if (HasPrefix(a, {0x01, 0x00}) && AllZero(a + 2, 6)) return true;     // 100::/64 discard
+  if ((a[0] & 0xfe) == 0xfc) return true;                               // fc00::/7 ULA
+  if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) return true;               // fe80::/10
+  if (a[0] == 0xfe && (a[1] & 0xc0) == 0xc0) return true;               // fec0::/10
+  if (a[0] == 0xff) return true;                                        // multicast
   return false;
 }
 
@@ -127,7 +127,10 @@ bool IsForbiddenAddress(std::string_view ip_text) {
   if (ip_text.size() >= 2 && ip_text.front() == '[' && ip_text.back() == ']') {
     ip_text = ip_text.substr(1, ip_text.size() - 2);
   }
-  if (ip_text.empty() || ip_text.size() >= INET6_ADDRSTRLEN) return true;
+  if (ip_text.empty() || ip_text.size() >= INET6_ADDRSTRLEN ||
+      ip_text.find('\0') != std::string_view::npos) {
+    return true;
+  }
   char text[INET6_ADDRSTRLEN];
   std::memcpy(text, ip_text.data(), ip_text.size());
   text[ip_text.size()] = '\0';

@@ -64,7 +64,9 @@ class FakeStore : public store::Store {
   Result<std::vector<Leased>> LeaseDue(const std::string&, int64_t, int, int64_t) override {
     return std::vector<Leased>{};
   }
-  Status RecordAttempts(const std::vector<AttemptResult>&, int64_t) override { return Status::Ok(); }
+  Status RecordAttempts(const std::vector<AttemptResult>&, int64_t) override {
+    return Status::Ok();
+  }
   Result<std::vector<std::string>> SubscriptionsWithDueWork(int64_t) override {
     return std::vector<std::string>{};
   }

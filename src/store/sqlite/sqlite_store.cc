@@ -448,11 +448,12 @@ class SqliteStore final : public Store {
 
   Status CreateSubscription(const Subscription& s) override {
     std::lock_guard lock(write_mu_);
-    PREPARE_OR_RETURN(st, writer_,
-                      "INSERT INTO subscriptions(id,tenant,kind,url,event_types,filter,max_in_flight,"
-                      "rate_limit_per_s,ordered,description,enabled,secret,previous_secret,"
-                      "previous_secret_expires_at,max_receives,created_at,updated_at) "
-                      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    PREPARE_OR_RETURN(
+        st, writer_,
+        "INSERT INTO subscriptions(id,tenant,kind,url,event_types,filter,max_in_flight,"
+        "rate_limit_per_s,ordered,description,enabled,secret,previous_secret,"
+        "previous_secret_expires_at,max_receives,created_at,updated_at) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     BindSubscription(st, s);
     if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "create subscription");
     return Status::Ok();
@@ -461,8 +462,9 @@ class SqliteStore final : public Store {
   Result<Subscription> GetSubscription(const std::string& tenant, const std::string& id) override {
     auto r = Reader();
     if (!r.conn) return r.status;
-    static const std::string sql = std::string("SELECT ") + kSubCols +
-                                   " FROM subscriptions WHERE id=? AND tenant=? AND deleted_at IS NULL";
+    static const std::string sql =
+        std::string("SELECT ") + kSubCols +
+        " FROM subscriptions WHERE id=? AND tenant=? AND deleted_at IS NULL";
     PREPARE_OR_RETURN(st, *r.conn, sql.c_str());
     st.Bind(1, id).Bind(2, tenant);
     int rc = st.Step();
@@ -491,8 +493,8 @@ class SqliteStore final : public Store {
                                    std::vector<std::string>* deleted) override {
     auto r = Reader();
     if (!r.conn) return r.status;
-    static const std::string sql = std::string("SELECT ") + kSubCols +
-                                   ", deleted_at FROM subscriptions WHERE updated_at>=?";
+    static const std::string sql =
+        std::string("SELECT ") + kSubCols + ", deleted_at FROM subscriptions WHERE updated_at>=?";
     PREPARE_OR_RETURN(st, *r.conn, sql.c_str());
     st.Bind(1, since_ms);
     int rc;
@@ -532,8 +534,9 @@ class SqliteStore final : public Store {
       st.Bind(1, now_ms).Bind(2, id).Bind(3, tenant);
       if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "delete subscription");
       if (sqlite3_changes(writer_.db()) == 0) return Status::NotFound("subscription not found");
-      PREPARE_OR_RETURN(dd, writer_,
-                        "DELETE FROM deliveries WHERE subscription_id=? AND next_attempt_at IS NOT NULL");
+      PREPARE_OR_RETURN(
+          dd, writer_,
+          "DELETE FROM deliveries WHERE subscription_id=? AND next_attempt_at IS NOT NULL");
       dd.Bind(1, id);
       if (dd.Step() != SQLITE_DONE) return SqlError(writer_.db(), "delete deliveries");
       return Status::Ok();
@@ -543,8 +546,7 @@ class SqliteStore final : public Store {
     return s;
   }
 
-  Result<std::vector<Delivery>> ListDeliveries(const std::string& tenant,
-                                               const DeliveryFilter& f,
+  Result<std::vector<Delivery>> ListDeliveries(const std::string& tenant, const DeliveryFilter& f,
                                                const ListOptions& opts) override {
     auto r = Reader();
     if (!r.conn) return r.status;
@@ -628,13 +630,13 @@ class SqliteStore final : public Store {
     if (Status s = writer_.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
     std::vector<Leased> out;
     Status s = [&]() -> Status {
-      static const std::string sql =
-          std::string("SELECT d.id,d.tenant,d.event_id,d.subscription_id,d.status,d.attempts,"
-                      "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,"
-                      "e.id,e.tenant,e.type,e.source,e.subject,e.ordering_key,e.data,e.received_at "
-                      "FROM deliveries d JOIN events e ON e.tenant=d.tenant AND e.id=d.event_id "
-                      "WHERE d.subscription_id=? AND d.next_attempt_at IS NOT NULL AND "
-                      "d.next_attempt_at<=? ORDER BY d.next_attempt_at, d.seq LIMIT ?");
+      static const std::string sql = std::string(
+          "SELECT d.id,d.tenant,d.event_id,d.subscription_id,d.status,d.attempts,"
+          "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,"
+          "e.id,e.tenant,e.type,e.source,e.subject,e.ordering_key,e.data,e.received_at "
+          "FROM deliveries d JOIN events e ON e.tenant=d.tenant AND e.id=d.event_id "
+          "WHERE d.subscription_id=? AND d.next_attempt_at IS NOT NULL AND "
+          "d.next_attempt_at<=? ORDER BY d.next_attempt_at, d.seq LIMIT ?");
       {
         PREPARE_OR_RETURN(st, writer_, sql.c_str());
         st.Bind(1, sub_id).Bind(2, now_ms).Bind(3, static_cast<int64_t>(max));
@@ -681,9 +683,10 @@ class SqliteStore final : public Store {
           if (ins.Step() != SQLITE_DONE) return SqlError(writer_.db(), "record attempt");
         }
         const bool finished = r.status == kDeliverySucceeded || r.status == kDeliveryDead;
-        PREPARE_OR_RETURN(up, writer_,
-                          "UPDATE deliveries SET status=?2, attempts=attempts+1, next_attempt_at=?3,"
-                          " last_error=?4, last_status_code=?5, updated_at=?6 WHERE id=?1");
+        PREPARE_OR_RETURN(
+            up, writer_,
+            "UPDATE deliveries SET status=?2, attempts=attempts+1, next_attempt_at=?3,"
+            " last_error=?4, last_status_code=?5, updated_at=?6 WHERE id=?1");
         up.Bind(1, r.delivery_id).Bind(2, r.status);
         if (finished) {
           sqlite3_bind_null(up.raw(), 3);

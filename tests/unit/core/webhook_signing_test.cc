@@ -72,8 +72,7 @@ TEST(WebhookSigning, HeaderCarriesOneSignaturePerSecretDuringRotation) {
                         SignatureV1(k_old, "evt_9", 1700000000, "{}"));
   EXPECT_TRUE(VerifySignatureHeader(header, new_secret, "evt_9", 1700000000, "{}"));
   EXPECT_TRUE(VerifySignatureHeader(header, old_secret, "evt_9", 1700000000, "{}"));
-  EXPECT_FALSE(
-      VerifySignatureHeader(header, GenerateWebhookSecret(), "evt_9", 1700000000, "{}"));
+  EXPECT_FALSE(VerifySignatureHeader(header, GenerateWebhookSecret(), "evt_9", 1700000000, "{}"));
   EXPECT_FALSE(VerifySignatureHeader(header, new_secret, "evt_9", 1700000000, "{ }"));
   EXPECT_FALSE(VerifySignatureHeader(header, new_secret, "evt_9", 1700000001, "{}"));
 }
@@ -87,8 +86,8 @@ TEST(WebhookSigning, HeaderSkipsMalformedSecrets) {
 
 TEST(WebhookSigning, VerifyAcceptsTheReferenceAndRejectsOtherSchemes) {
   EXPECT_TRUE(VerifySignatureHeader(kRefSignature, kRefSecret, kRefMsgId, kRefTimestamp, kRefBody));
-  EXPECT_TRUE(VerifySignatureHeader(std::string("v1,bogus ") + kRefSignature, kRefSecret,
-                                    kRefMsgId, kRefTimestamp, kRefBody));
+  EXPECT_TRUE(VerifySignatureHeader(std::string("v1,bogus ") + kRefSignature, kRefSecret, kRefMsgId,
+                                    kRefTimestamp, kRefBody));
   std::string v2 = std::string(kRefSignature);
   v2[1] = '2';
   EXPECT_FALSE(VerifySignatureHeader(v2, kRefSecret, kRefMsgId, kRefTimestamp, kRefBody));

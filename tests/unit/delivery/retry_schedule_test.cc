@@ -69,7 +69,7 @@ TEST(RetrySchedule, RejectsBadItemsNamingThem) {
     const char* csv;
     const char* must_mention;
   } cases[] = {
-      {"", "item 1 ''"},         {"1s,,2s", "item 2 ''"},  {"1s,2x", "item 2 '2x'"},
+      {"", "item 1 ''"},         {"1s,,2s", "item 2 ''"}, {"1s,2x", "item 2 '2x'"},
       {"0s", "item 1 '0s'"},     {"-1s", "item 1 '-1s'"}, {"8d", "item 1 '8d'"},
       {"169h", "item 1 '169h'"}, {"1s,", "item 2 ''"},    {"5", "item 1 '5'"},
   };
@@ -119,7 +119,7 @@ TEST(RetryAfter, ImfFixdateRelativeToNow) {
   EXPECT_EQ(ParseRetryAfterMs("Sun, 06 Nov 1994 08:49:37 GMT", at - 90 * kS), 90 * kS);
   EXPECT_EQ(ParseRetryAfterMs("Sun, 06 Nov 1994 08:49:37 GMT", at - 500), 500);
   EXPECT_EQ(ParseRetryAfterMs("Sun, 06 Nov 1994 08:49:37 GMT", at), 0);
-  EXPECT_EQ(ParseRetryAfterMs("Sun, 06 Nov 1994 08:49:37 GMT", at - 5 * kH), kH);  // capped
+  EXPECT_EQ(ParseRetryAfterMs("Sun, 06 Nov 1994 08:49:37 GMT", at - 5 * kH), kH);       // capped
   EXPECT_EQ(ParseRetryAfterMs("Sun, 06 Nov 1994 08:49:37 GMT", at + 1), std::nullopt);  // past
   // 2026-11-25T20:50:32Z = 1795639832 s (see time_util_test).
   EXPECT_EQ(ParseRetryAfterMs("Wed, 25 Nov 2026 20:50:32 GMT", 1795639832000 - 1000), 1000);

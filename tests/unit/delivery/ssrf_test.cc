@@ -9,30 +9,29 @@ namespace {
 
 TEST(Ssrf, ForbidsInternalIpv4) {
   const char* forbidden[] = {
-      "127.0.0.1",       "127.255.255.254", "10.0.0.1",        "10.255.255.255",
-      "172.16.0.1",      "172.31.255.255",  "192.168.1.1",     "169.254.0.1",
-      "169.254.169.254", "100.64.0.1",      "100.127.255.255", "100.100.100.200",
-      "0.0.0.0",         "0.1.2.3",         "224.0.0.1",       "239.255.255.250",
-      "255.255.255.255", "240.0.0.1",       "192.0.0.170",     "198.18.0.1",
+      "127.0.0.1",       "127.255.255.254", "10.0.0.1",    "10.255.255.255",  "172.16.0.1",
+      "172.31.255.255",  "192.168.1.1",     "169.254.0.1", "169.254.169.254", "100.64.0.1",
+      "100.127.255.255", "100.100.100.200", "0.0.0.0",     "0.1.2.3",         "224.0.0.1",
+      "239.255.255.250", "255.255.255.255", "240.0.0.1",   "192.0.0.170",     "198.18.0.1",
   };
   for (const char* ip : forbidden) EXPECT_TRUE(IsForbiddenAddress(ip)) << ip;
 }
 
 TEST(Ssrf, AllowsPublicIpv4IncludingNeighboursOfForbiddenRanges) {
   const char* allowed[] = {
-      "8.8.8.8",       "1.1.1.1",        "93.184.216.34", "172.15.255.255", "172.32.0.0",
-      "100.63.255.255", "100.128.0.0",   "169.253.255.255", "169.255.0.1", "192.167.255.255",
-      "192.169.0.0",   "11.0.0.1",       "126.255.255.255", "128.0.0.1",   "223.255.255.255",
-      "198.20.0.1",    "192.0.1.1",
+      "8.8.8.8",        "1.1.1.1",     "93.184.216.34",   "172.15.255.255", "172.32.0.0",
+      "100.63.255.255", "100.128.0.0", "169.253.255.255", "169.255.0.1",    "192.167.255.255",
+      "192.169.0.0",    "11.0.0.1",    "126.255.255.255", "128.0.0.1",      "223.255.255.255",
+      "198.20.0.1",     "192.0.1.1",
   };
   for (const char* ip : allowed) EXPECT_FALSE(IsForbiddenAddress(ip)) << ip;
 }
 
 TEST(Ssrf, ForbidsInternalIpv6) {
   const char* forbidden[] = {
-      "::1",           "::",           "[::1]",          "fe80::1",         "febf::1",
-      "fec0::1",       "fc00::1",      "fd00:ec2::254",  "fdff::1",         "ff02::1",
-      "ff05::1:3",     "100::1",       "64:ff9b:1::a",   "0:0:0:0:0:0:0:1",
+      "::1",       "::",      "[::1]",         "fe80::1",         "febf::1",
+      "fec0::1",   "fc00::1", "fd00:ec2::254", "fdff::1",         "ff02::1",
+      "ff05::1:3", "100::1",  "64:ff9b:1::a",  "0:0:0:0:0:0:0:1",
   };
   for (const char* ip : forbidden) EXPECT_TRUE(IsForbiddenAddress(ip)) << ip;
 }
@@ -51,23 +50,38 @@ TEST(Ssrf, JudgesEmbeddedIpv4ByItself) {
   EXPECT_TRUE(IsForbiddenAddress("64:ff9b::127.0.0.1"));
   EXPECT_TRUE(IsForbiddenAddress("64:ff9b::a9fe:a9fe"));  // 169.254.169.254
   EXPECT_FALSE(IsForbiddenAddress("64:ff9b::8.8.8.8"));
-  EXPECT_TRUE(IsForbiddenAddress("2002:7f00:1::1"));      // 6to4 of 127.0.0.1
-  EXPECT_TRUE(IsForbiddenAddress("2002:c0a8:101::"));     // 6to4 of 192.168.1.1
-  EXPECT_FALSE(IsForbiddenAddress("2002:808:808::1"));    // 6to4 of 8.8.8.8
+  EXPECT_TRUE(IsForbiddenAddress("2002:7f00:1::1"));                         // 6to4 of 127.0.0.1
+  EXPECT_TRUE(IsForbiddenAddress("2002:c0a8:101::"));                        // 6to4 of 192.168.1.1
+  EXPECT_FALSE(IsForbiddenAddress("2002:808:808::1"));                       // 6to4 of 8.8.8.8
   EXPECT_TRUE(IsForbiddenAddress("2001:0:4136:e378:8000:63bf:80ff:fffe"));   // 127.0.0.1
   EXPECT_FALSE(IsForbiddenAddress("2001:0:4136:e378:8000:63bf:f7f7:f7f7"));  // 8.8.8.8
 }
 
 TEST(Ssrf, AllowsPublicIpv6) {
-  const char* allowed[] = {"2606:4700:4700::1111", "2001:4860:4860::8888", "2a00:1450::1",
-                           "[2606:4700:4700::1111]", "fb00::1", "fe00::1"};
+  const char* allowed[] = {"2606:4700:4700::1111",
+                           "2001:4860:4860::8888",
+                           "2a00:1450::1",
+                           "[2606:4700:4700::1111]",
+                           "fb00::1",
+                           "fe00::1"};
   for (const char* ip : allowed) EXPECT_FALSE(IsForbiddenAddress(ip)) << ip;
 }
 
 TEST(Ssrf, UnparseableTextIsForbidden) {
-  const char* bad[] = {"",         "localhost", "127.1",      "0177.0.0.1", "0x7f.0.0.1",
-                       "2130706433", "fe80::1%eth0", "1.2.3.4.5", "::1]",      "[::1",
-                       " 8.8.8.8",  "8.8.8.8 ",  "256.1.1.1",  "[]",
+  const char* bad[] = {"",
+                       "localhost",
+                       "127.1",
+                       "0177.0.0.1",
+                       "0x7f.0.0.1",
+                       "2130706433",
+                       "fe80::1%eth0",
+                       "1.2.3.4.5",
+                       "::1]",
+                       "[::1",
+                       " 8.8.8.8",
+                       "8.8.8.8 ",
+                       "256.1.1.1",
+                       "[]",
                        "1111:2222:3333:4444:5555:6666:7777:8888:9999:aaaa:bbbb"};
   for (const char* ip : bad) EXPECT_TRUE(IsForbiddenAddress(ip)) << ip;
   EXPECT_TRUE(IsForbiddenAddress(std::string("8.8.8.8\0", 8)));

@@ -1,0 +1,393 @@
+// Subscriptions (SPEC 5) and deliveries (SPEC 6: list, get, retry).
+#include <arpa/inet.h>
+#include <netdb.h>
+
+#include <boost/json.hpp>
+#include <cmath>
+
+#include "api/handlers.h"
+#include "api/json_body.h"
+#include "core/cursor.h"
+#include "core/ids.h"
+#include "core/time_util.h"
+#include "core/webhook_signing.h"
+#include "delivery/ssrf.h"
+
+namespace triggers::api {
+namespace json = boost::json;
+namespace {
+
+constexpr int64_t kPreviousSecretValidityMs = 24LL * 3600 * 1000;
+
+Response JsonResponse(int status, const json::value& v) {
+  Response r;
+  r.status = status;
+  r.body = json::serialize(v);
+  return r;
+}
+
+json::value OptStr(const std::optional<std::string>& s) {
+  return s ? json::value(*s) : json::value(nullptr);
+}
+
+json::object SubscriptionJson(const Subscription& s, bool with_secret) {
+  json::object o;
+  o["id"] = s.id;
+  o["kind"] = s.kind;
+  o["url"] = OptStr(s.url);
+  boost::system::error_code ec;
+  o["event_types"] = json::parse(s.event_types_json, ec);
+  o["filter"] = s.filter_json ? json::parse(*s.filter_json, ec) : json::value(nullptr);
+  o["max_in_flight"] = s.max_in_flight;
+  o["rate_limit_per_s"] = s.rate_limit_per_s;
+  o["ordered"] = s.ordered;
+  o["max_receives"] = s.max_receives;
+  o["description"] = OptStr(s.description);
+  o["enabled"] = s.enabled;
+  o["created_at"] = core::FormatTimeMs(s.created_at_ms);
+  o["updated_at"] = core::FormatTimeMs(s.updated_at_ms);
+  if (with_secret && s.kind == "webhook") o["secret"] = s.secret;
+  return o;
+}
+
+// Refuses a URL whose host resolves to a private/loopback/metadata address
+// (unless --allow-private-destinations). A name that does not resolve now is
+// accepted: the check runs again at every connection.
+Status CheckDestination(const Context& ctx, const std::string& url) {
+  std::string host;
+  int port = 0;
+  bool https = false;
+  if (Status s = delivery::ValidateWebhookUrl(url, &host, &port, &https); !s.ok()) return s;
+  if (ctx.allow_private_destinations) return Status::Ok();
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0) return Status::Ok();
+  Status out;
+  for (addrinfo* a = res; a != nullptr && out.ok(); a = a->ai_next) {
+    char buf[INET6_ADDRSTRLEN] = {0};
+    const void* addr =
+        a->ai_family == AF_INET
+            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)
+            : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
+    inet_ntop(a->ai_family, addr, buf, sizeof(buf));
+    if (delivery::IsForbiddenAddress(buf)) {
+      out = Status::Validation(
+          "url: the host resolves to a private, loopback, link-local or metadata address; "
+          "start the server with --allow-private-destinations to allow it");
+    }
+  }
+  freeaddrinfo(res);
+  return out;
+}
+
+// Applies the fields present in `body` to `sub` (create and PATCH share it).
+Status ApplyFields(const Context& ctx, const json::object& body, bool creating, Subscription* sub) {
+  if (creating) {
+    if (const json::value* k = body.if_contains("kind"); k && !k->is_null()) {
+      if (!k->is_string() || (k->as_string() != "webhook" && k->as_string() != "pull")) {
+        return Status::Validation("kind must be \"webhook\" or \"pull\"");
+      }
+      sub->kind = std::string(k->as_string());
+    }
+  } else if (body.contains("kind")) {
+    return Status::Validation("kind cannot be changed; create a new subscription");
+  }
+  if (const json::value* u = body.if_contains("url")) {
+    if (sub->kind == "pull" && !u->is_null())
+      return Status::Validation("url: a pull subscription has no url");
+    if (!u->is_null()) {
+      if (!u->is_string()) return Status::Validation("url must be a string");
+      std::string url(u->as_string());
+      if (Status s = CheckDestination(ctx, url); !s.ok()) return s;
+      sub->url = url;
+    }
+  }
+  if (sub->kind == "webhook" && !sub->url)
+    return Status::Validation("url is required for a webhook subscription");
+  if (const json::value* t = body.if_contains("event_types")) {
+    if (t->is_null()) {
+      sub->event_types_json = "[]";
+    } else {
+      if (!t->is_array() || t->as_array().size() > 100) {
+        return Status::Validation(
+            "event_types must be an array of at most 100 type names or globs");
+      }
+      for (const auto& g : t->as_array()) {
+        if (!g.is_string()) return Status::Validation("event_types must be an array of strings");
+        if (Status s = core::ValidateTypeGlob(g.as_string()); !s.ok()) {
+          return Status::Validation("event_types: " + s.message());
+        }
+      }
+      sub->event_types_json = json::serialize(*t);
+    }
+  }
+  if (const json::value* f = body.if_contains("filter")) {
+    if (f->is_null()) {
+      sub->filter_json.reset();
+    } else {
+      auto p = core::EventPattern::Compile(*f);
+      if (!p.ok()) return p.status();
+      sub->filter_json = json::serialize(*f);
+    }
+  }
+  auto int_field = [&](const char* name, int lo, int hi, int* out) -> Status {
+    const json::value* v = body.if_contains(name);
+    if (!v) return Status::Ok();
+    if (!v->is_int64() || v->as_int64() < lo || v->as_int64() > hi) {
+      return Status::Validation(std::string(name) + " must be an integer from " +
+                                std::to_string(lo) + " to " + std::to_string(hi));
+    }
+    *out = static_cast<int>(v->as_int64());
+    return Status::Ok();
+  };
+  if (Status s = int_field("max_in_flight", 1, 1000, &sub->max_in_flight); !s.ok()) return s;
+  if (Status s = int_field("max_receives", 1, 1000, &sub->max_receives); !s.ok()) return s;
+  if (const json::value* r = body.if_contains("rate_limit_per_s")) {
+    if (!r->is_number() || r->to_number<double>() < 0 || r->to_number<double>() > 100000 ||
+        !std::isfinite(r->to_number<double>())) {
+      return Status::Validation("rate_limit_per_s must be a number from 0 (no limit) to 100000");
+    }
+    sub->rate_limit_per_s = r->to_number<double>();
+  }
+  auto bool_field = [&](const char* name, bool* out) -> Status {
+    const json::value* v = body.if_contains(name);
+    if (!v) return Status::Ok();
+    if (!v->is_bool()) return Status::Validation(std::string(name) + " must be true or false");
+    *out = v->as_bool();
+    return Status::Ok();
+  };
+  if (Status s = bool_field("ordered", &sub->ordered); !s.ok()) return s;
+  if (Status s = bool_field("enabled", &sub->enabled); !s.ok()) return s;
+  if (const json::value* d = body.if_contains("description")) {
+    if (d->is_null()) {
+      sub->description.reset();
+    } else if (!d->is_string() || d->as_string().size() > 512) {
+      return Status::Validation("description must be a string of at most 512 characters");
+    } else {
+      sub->description = std::string(d->as_string());
+    }
+  }
+  return Status::Ok();
+}
+
+Status Load(Context& ctx, const Call& call, Subscription* out) {
+  if (!core::IsValidId(call.param, "sub_")) return Status::NotFound("subscription not found");
+  auto r = ctx.store->GetSubscription(call.who->tenant, std::string(call.param));
+  if (!r.ok()) return r.status();
+  *out = std::move(r.value());
+  return Status::Ok();
+}
+
+// Stores the change and brings this node's cache up to date.
+Status SaveAndCache(Context& ctx, const Subscription& sub, bool creating) {
+  auto compiled = delivery::CompileSubscription(sub);
+  if (!compiled.ok()) return compiled.status();
+  Status s = creating ? ctx.store->CreateSubscription(sub) : ctx.store->UpdateSubscription(sub);
+  if (!s.ok()) return s;
+  ctx.subscriptions->Upsert(std::move(compiled.value()));
+  return Status::Ok();
+}
+
+json::object DeliveryJson(const Delivery& d) {
+  json::object o;
+  o["id"] = d.id;
+  o["event_id"] = d.event_id;
+  o["subscription_id"] = d.subscription_id;
+  o["status"] = d.status;
+  o["attempt_count"] = d.attempts;
+  o["next_attempt_at"] = (d.status == kDeliveryPending || d.status == kDeliveryRetrying)
+                             ? json::value(core::FormatTimeMs(d.next_attempt_at_ms))
+                             : json::value(nullptr);
+  o["last_status_code"] =
+      d.last_status_code ? json::value(*d.last_status_code) : json::value(nullptr);
+  o["last_error"] = OptStr(d.last_error);
+  o["created_at"] = core::FormatTimeMs(d.created_at_ms);
+  o["updated_at"] = core::FormatTimeMs(d.updated_at_ms);
+  return o;
+}
+
+}  // namespace
+
+Response PostSubscription(Context& ctx, const Call& call) {
+  const std::string& rid = call.req->request_id;
+  json::object body;
+  if (Status s = ParseJsonObject(call.req->body, &body); !s.ok()) return StatusResponse(s, rid);
+  if (Status s = CheckFields(
+          body, {"kind", "url", "event_types", "filter", "max_in_flight", "rate_limit_per_s",
+                 "ordered", "description", "enabled", "max_receives"});
+      !s.ok()) {
+    return StatusResponse(s, rid);
+  }
+  Subscription sub;
+  sub.tenant = call.who->tenant;
+  if (Status s = ApplyFields(ctx, body, true, &sub); !s.ok()) return StatusResponse(s, rid);
+  sub.created_at_ms = sub.updated_at_ms = ctx.clock->NowMs();
+  sub.id = core::NewId("sub_", sub.created_at_ms);
+  sub.secret = core::GenerateWebhookSecret();
+  if (Status s = SaveAndCache(ctx, sub, true); !s.ok()) return StatusResponse(s, rid);
+  return JsonResponse(201, SubscriptionJson(sub, true));
+}
+
+Response ListSubscriptions(Context& ctx, const Call& call) {
+  const std::string& rid = call.req->request_id;
+  store::ListOptions opts;
+  if (Status s = ParseListParams(call.req->query, "sub_", &opts.limit, &opts.after_id); !s.ok()) {
+    return StatusResponse(s, rid);
+  }
+  const int limit = opts.limit;
+  opts.limit = limit + 1;
+  auto r = ctx.store->ListSubscriptions(call.who->tenant, opts);
+  if (!r.ok()) return StatusResponse(r.status(), rid);
+  auto& subs = r.value();
+  bool more = static_cast<int>(subs.size()) > limit;
+  if (more) subs.resize(static_cast<size_t>(limit));
+  json::array data;
+  for (const auto& s : subs) data.emplace_back(SubscriptionJson(s, false));
+  json::object o;
+  o["data"] = std::move(data);
+  o["next_cursor"] = more ? json::value(core::EncodeCursor(subs.back().id)) : json::value(nullptr);
+  return JsonResponse(200, o);
+}
+
+Response GetSubscription(Context& ctx, const Call& call) {
+  Subscription sub;
+  if (Status s = Load(ctx, call, &sub); !s.ok()) return StatusResponse(s, call.req->request_id);
+  return JsonResponse(200, SubscriptionJson(sub, false));
+}
+
+Response PatchSubscription(Context& ctx, const Call& call) {
+  const std::string& rid = call.req->request_id;
+  json::object body;
+  if (Status s = ParseJsonObject(call.req->body, &body); !s.ok()) return StatusResponse(s, rid);
+  if (Status s =
+          CheckFields(body, {"url", "event_types", "filter", "max_in_flight", "rate_limit_per_s",
+                             "ordered", "description", "enabled", "max_receives", "kind"});
+      !s.ok()) {
+    return StatusResponse(s, rid);
+  }
+  Subscription sub;
+  if (Status s = Load(ctx, call, &sub); !s.ok()) return StatusResponse(s, rid);
+  if (Status s = ApplyFields(ctx, body, false, &sub); !s.ok()) return StatusResponse(s, rid);
+  sub.updated_at_ms = std::max(ctx.clock->NowMs(), sub.updated_at_ms + 1);
+  if (Status s = SaveAndCache(ctx, sub, false); !s.ok()) return StatusResponse(s, rid);
+  ctx.wake_dispatcher();  // enabling it again may make work due
+  return JsonResponse(200, SubscriptionJson(sub, false));
+}
+
+Response DeleteSubscription(Context& ctx, const Call& call) {
+  const std::string& rid = call.req->request_id;
+  if (!core::IsValidId(call.param, "sub_"))
+    return ErrorResponse(404, "not_found", "subscription not found", rid);
+  std::string id(call.param);
+  if (Status s = ctx.store->DeleteSubscription(call.who->tenant, id, ctx.clock->NowMs()); !s.ok()) {
+    return StatusResponse(s, rid);
+  }
+  ctx.subscriptions->Remove(id);
+  Response r;
+  r.status = 204;
+  return r;
+}
+
+Response RotateSecret(Context& ctx, const Call& call) {
+  const std::string& rid = call.req->request_id;
+  Subscription sub;
+  if (Status s = Load(ctx, call, &sub); !s.ok()) return StatusResponse(s, rid);
+  if (sub.kind != "webhook") {
+    return StatusResponse(Status::Validation("only webhook subscriptions have a secret"), rid);
+  }
+  int64_t now = ctx.clock->NowMs();
+  // The old secret keeps signing beside the new one for 24 h.
+  sub.previous_secret = sub.secret;
+  sub.previous_secret_expires_at_ms = now + kPreviousSecretValidityMs;
+  sub.secret = core::GenerateWebhookSecret();
+  sub.updated_at_ms = std::max(now, sub.updated_at_ms + 1);
+  if (Status s = SaveAndCache(ctx, sub, false); !s.ok()) return StatusResponse(s, rid);
+  json::object o = SubscriptionJson(sub, true);
+  o["previous_secret_expires_at"] = core::FormatTimeMs(sub.previous_secret_expires_at_ms);
+  return JsonResponse(200, o);
+}
+
+Response ListDeliveries(Context& ctx, const Call& call) {
+  const std::string& rid = call.req->request_id;
+  const std::string_view q = call.req->query;
+  store::ListOptions opts;
+  if (Status s = ParseListParams(q, "dlv_", &opts.limit, &opts.after_id); !s.ok()) {
+    return StatusResponse(s, rid);
+  }
+  store::Store::DeliveryFilter f;
+  f.subscription_id = QueryParam(q, "subscription_id").value_or("");
+  f.event_id = QueryParam(q, "event_id").value_or("");
+  f.status = QueryParam(q, "status").value_or("");
+  if (!f.status.empty() && f.status != kDeliveryPending && f.status != kDeliveryInFlight &&
+      f.status != kDeliverySucceeded && f.status != kDeliveryRetrying &&
+      f.status != kDeliveryDead) {
+    return StatusResponse(
+        Status::Validation("status must be pending, in_flight, succeeded, retrying or dead"), rid);
+  }
+  const int limit = opts.limit;
+  opts.limit = limit + 1;
+  auto r = ctx.store->ListDeliveries(call.who->tenant, f, opts);
+  if (!r.ok()) return StatusResponse(r.status(), rid);
+  auto& ds = r.value();
+  bool more = static_cast<int>(ds.size()) > limit;
+  if (more) ds.resize(static_cast<size_t>(limit));
+  json::array data;
+  for (const auto& d : ds) data.emplace_back(DeliveryJson(d));
+  json::object o;
+  o["data"] = std::move(data);
+  o["next_cursor"] = more ? json::value(core::EncodeCursor(ds.back().id)) : json::value(nullptr);
+  return JsonResponse(200, o);
+}
+
+Response GetDelivery(Context& ctx, const Call& call) {
+  const std::string& rid = call.req->request_id;
+  if (!core::IsValidId(call.param, "dlv_"))
+    return ErrorResponse(404, "not_found", "delivery not found", rid);
+  auto r = ctx.store->GetDelivery(call.who->tenant, std::string(call.param));
+  if (!r.ok()) return StatusResponse(r.status(), rid);
+  json::object o = DeliveryJson(r.value());
+  json::array attempts;
+  for (const auto& a : r->attempt_log) {
+    json::object ao;
+    ao["at"] = core::FormatTimeMs(a.at_ms);
+    ao["status_code"] = a.status_code ? json::value(*a.status_code) : json::value(nullptr);
+    ao["latency_ms"] = a.latency_ms;
+    ao["error"] = OptStr(a.error);
+    ao["response_snippet"] = a.response_snippet;
+    attempts.emplace_back(std::move(ao));
+  }
+  o["attempts"] = std::move(attempts);
+  return JsonResponse(200, o);
+}
+
+Response RetryDelivery(Context& ctx, const Call& call) {
+  const std::string& rid = call.req->request_id;
+  if (!core::IsValidId(call.param, "dlv_"))
+    return ErrorResponse(404, "not_found", "delivery not found", rid);
+  std::string id(call.param);
+  if (Status s = ctx.store->RetryDelivery(call.who->tenant, id, ctx.clock->NowMs()); !s.ok()) {
+    return StatusResponse(s, rid);
+  }
+  ctx.wake_dispatcher();
+  auto r = ctx.store->GetDelivery(call.who->tenant, id);
+  if (!r.ok()) return StatusResponse(r.status(), rid);
+  return JsonResponse(202, DeliveryJson(r.value()));
+}
+
+// The delivery summary of GET /v1/events/{id}.
+std::string DeliverySummaryJson(Context& ctx, const std::string& tenant,
+                                const std::string& event_id) {
+  store::Store::DeliveryFilter f;
+  f.event_id = event_id;
+  store::ListOptions opts;
+  opts.limit = 1000;
+  auto r = ctx.store->ListDeliveries(tenant, f, opts);
+  json::array a;
+  if (r.ok()) {
+    for (const auto& d : r.value()) a.emplace_back(DeliveryJson(d));
+  }
+  return json::serialize(a);
+}
+
+}  // namespace triggers::api

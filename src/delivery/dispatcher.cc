@@ -1,0 +1,205 @@
+#include "delivery/dispatcher.h"
+
+#include <pthread.h>
+
+#include "core/event_json.h"
+#include "core/webhook_signing.h"
+#include "obs/logger.h"
+
+namespace triggers::delivery {
+namespace {
+constexpr int kMaxLeasePerPass = 100;
+}
+
+Dispatcher::Dispatcher(store::Store* store, SubscriptionCache* subs, HttpSender* sender,
+                       Clock* clock, DispatcherOptions options)
+    : store_(store),
+      subs_(subs),
+      sender_(sender),
+      clock_(clock),
+      opts_(std::move(options)),
+      rng_(std::random_device{}()),
+      thread_([this] { Run(); }) {}
+
+Dispatcher::~Dispatcher() { Stop(); }
+
+void Dispatcher::Wake() {
+  {
+    std::lock_guard lock(mu_);
+    wake_ = true;
+  }
+  cv_.notify_one();
+}
+
+void Dispatcher::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Dispatcher::Run() {
+  pthread_setname_np(pthread_self(), "trg-dispatch");
+  std::vector<Outcome> outcomes;
+  int64_t stop_deadline = 0;
+  for (;;) {
+    bool stopping;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(opts_.poll_interval_ms),
+                   [&] { return wake_ || stopping_ || !done_.empty(); });
+      wake_ = false;
+      stopping = stopping_;
+      outcomes.swap(done_);
+    }
+    int64_t now = clock_->NowMs();
+    RecordOutcomes(outcomes, now);
+    outcomes.clear();
+    if (!stopping) {
+      LeaseAndSend(now);
+      continue;
+    }
+    // Shutting down: no new leases; wait (bounded) for in-flight attempts.
+    if (stop_deadline == 0) stop_deadline = now + opts_.shutdown_grace_ms;
+    if (leased_.empty()) break;
+    if (now >= stop_deadline) {
+      std::vector<std::string> ids;
+      for (const auto& [id, sub] : leased_) ids.push_back(id);
+      Status s = store_->ReleaseLeases(ids, now);
+      obs::LogLine(obs::Level::kInfo, "delivery leases returned")
+          .Int("count", static_cast<int64_t>(ids.size()))
+          .Str("result", s.ok() ? "ok" : s.message())
+          .Emit();
+      break;
+    }
+  }
+}
+
+void Dispatcher::LeaseAndSend(int64_t now) {
+  auto due = store_->SubscriptionsWithDueWork(now);
+  if (!due.ok()) return;  // store down: try again next pass
+  for (const auto& sub_id : due.value()) {
+    auto sub = subs_->Get(sub_id);
+    if (!sub || !sub->sub.enabled || sub->sub.kind != "webhook") continue;
+    SubState& st = states_[sub_id];
+    int capacity = sub->sub.max_in_flight - st.in_flight;
+    if (capacity <= 0) continue;
+    if (!st.breaker.AllowRequest(now)) continue;
+    if (st.breaker.state(now) == CircuitBreaker::State::kHalfOpen) capacity = 1;
+    if (sub->sub.rate_limit_per_s > 0) {
+      if (!st.bucket || st.bucket_rate != sub->sub.rate_limit_per_s) {
+        st.bucket = std::make_unique<TokenBucket>(sub->sub.rate_limit_per_s,
+                                                  std::max(1.0, sub->sub.rate_limit_per_s));
+        st.bucket_rate = sub->sub.rate_limit_per_s;
+      }
+      int tokens = 0;
+      while (tokens < capacity && st.bucket->TryTake(clock_->MonoNs())) ++tokens;
+      capacity = tokens;
+      if (capacity == 0) continue;
+    }
+    capacity = std::min(capacity, kMaxLeasePerPass);
+    // The lease outlives the attempt: a node that dies loses it after this.
+    int64_t lease_until = now + opts_.delivery_timeout_ms + 30'000;
+    auto leased = store_->LeaseDue(sub_id, now, capacity, lease_until);
+    if (!leased.ok()) continue;
+    for (auto& work : leased.value()) Send(*sub, std::move(work));
+  }
+}
+
+void Dispatcher::Send(const CompiledSubscription& sub, store::Store::Leased work) {
+  const int64_t now_ms = clock_->NowMs();
+  HttpRequest req;
+  req.url = *sub.sub.url;
+  req.timeout_ms = opts_.delivery_timeout_ms;
+  req.body.reserve(work.event.data.size() + 256);
+  core::AppendEventJson(req.body, work.event);
+  std::vector<std::string> secrets{sub.sub.secret};
+  if (sub.sub.previous_secret && sub.sub.previous_secret_expires_at_ms > now_ms) {
+    secrets.push_back(*sub.sub.previous_secret);  // 24 h after a rotation: sign with both
+  }
+  const int64_t ts = now_ms / 1000;
+  req.headers.emplace_back("Content-Type", "application/json");
+  req.headers.emplace_back("webhook-id", work.event.id);
+  req.headers.emplace_back("webhook-timestamp", std::to_string(ts));
+  req.headers.emplace_back("webhook-signature",
+                           core::SignatureHeader(secrets, work.event.id, ts, req.body));
+  states_[sub.sub.id].in_flight++;
+  leased_[work.delivery.id] = sub.sub.id;
+  auto w = std::make_shared<store::Store::Leased>(std::move(work));
+  sender_->Send(std::move(req), [this, w](HttpOutcome o) {
+    {
+      std::lock_guard lock(mu_);
+      done_.push_back(Outcome{std::move(*w), std::move(o), clock_->NowMs()});
+    }
+    cv_.notify_one();
+  });
+}
+
+void Dispatcher::RecordOutcomes(std::vector<Outcome>& outcomes, int64_t now) {
+  if (outcomes.empty()) return;
+  std::vector<store::Store::AttemptResult> results;
+  results.reserve(outcomes.size());
+  for (auto& o : outcomes) {
+    const auto& d = o.work.delivery;
+    auto it = leased_.find(d.id);
+    if (it != leased_.end()) {
+      SubState& st = states_[it->second];
+      st.in_flight = std::max(0, st.in_flight - 1);
+      leased_.erase(it);
+    }
+    const bool ok = o.http.error.empty() && o.http.status_code && *o.http.status_code >= 200 &&
+                    *o.http.status_code <= 299;
+    if (o.http.error == "shutting down") {
+      // Not an attempt: the lease goes back as it was.
+      store_->ReleaseLeases({d.id}, now);
+      continue;
+    }
+    SubState& st = states_[d.subscription_id];
+    store::Store::AttemptResult r;
+    r.delivery_id = d.id;
+    r.attempt.at_ms = o.at_ms - o.http.latency_ms;
+    r.attempt.status_code = o.http.status_code;
+    r.attempt.latency_ms = o.http.latency_ms;
+    if (!ok) r.attempt.error = o.http.error.empty() ? "failed" : o.http.error;
+    r.attempt.response_snippet = std::move(o.http.body_snippet);
+    const int failed_attempts = d.attempts + 1;
+    if (ok) {
+      st.breaker.OnSuccess(now);
+      r.status = kDeliverySucceeded;
+    } else {
+      st.breaker.OnFailure(now);
+      std::uniform_real_distribution<double> unit(0.0, 1.0);
+      auto delay = opts_.schedule.DelayAfterFailure(failed_attempts, unit(rng_));
+      if (!delay) {
+        r.status = kDeliveryDead;
+      } else {
+        if (o.http.retry_after && o.http.status_code &&
+            (*o.http.status_code == 429 || *o.http.status_code == 503)) {
+          if (auto ra = ParseRetryAfterMs(*o.http.retry_after, now)) delay = *ra;
+        }
+        r.status = kDeliveryRetrying;
+        r.next_attempt_at_ms = now + *delay;
+      }
+    }
+    obs::LogLine(ok ? obs::Level::kInfo : obs::Level::kWarn, "delivery attempt")
+        .Str("delivery_id", d.id)
+        .Str("subscription_id", d.subscription_id)
+        .Int("attempt", failed_attempts)
+        .Int("status_code", o.http.status_code.value_or(0))
+        .Int("latency_ms", o.http.latency_ms)
+        .Str("outcome", r.status)
+        .Emit();
+    results.push_back(std::move(r));
+  }
+  if (Status s = store_->RecordAttempts(results, now); !s.ok()) {
+    // The leases expire and the deliveries are attempted again: at-least-once.
+    obs::LogLine(obs::Level::kWarn, "recording delivery attempts failed")
+        .Str("error", s.message())
+        .Emit();
+  }
+}
+
+}  // namespace triggers::delivery
