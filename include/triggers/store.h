@@ -108,6 +108,18 @@ class Store {
   virtual Status RetryDelivery(const std::string& tenant, const std::string& id,
                                int64_t now_ms) = 0;
 
+  // Replay: dead deliveries of the subscription whose event id lies in
+  // [min_event_id, max_event_id] go back to pending, due now. Returns how many.
+  virtual Result<int64_t> RequeueDead(const std::string& tenant, const std::string& subscription_id,
+                                      const std::string& min_event_id,
+                                      const std::string& max_event_id, int64_t now_ms) = 0;
+  // Replay "all": a pending delivery for each listed event that has none for
+  // this subscription yet (ids made with `new_id`). Returns how many.
+  virtual Result<int64_t> CreateMissingDeliveries(const std::string& tenant,
+                                                  const std::string& subscription_id,
+                                                  const std::vector<Event>& events,
+                                                  int64_t now_ms) = 0;
+
   // Work for the dispatcher: leases up to `max` due deliveries of one
   // subscription (pending/retrying due by now, or in_flight whose lease
   // expired), oldest first, marking them in_flight until `lease_until_ms`.

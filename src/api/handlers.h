@@ -25,6 +25,7 @@ Response RotateSecret(Context& ctx, const Call& call);
 Response ListDeliveries(Context& ctx, const Call& call);
 Response GetDelivery(Context& ctx, const Call& call);
 Response RetryDelivery(Context& ctx, const Call& call);
+Response ReplaySubscription(Context& ctx, const Call& call);
 
 // Shared helpers.
 std::string DeliverySummaryJson(Context& ctx, const std::string& tenant,

@@ -39,7 +39,11 @@ json::object SubscriptionJson(const Subscription& s, bool with_secret) {
   o["event_types"] = json::parse(s.event_types_json, ec);
   o["filter"] = s.filter_json ? json::parse(*s.filter_json, ec) : json::value(nullptr);
   o["max_in_flight"] = s.max_in_flight;
-  o["rate_limit_per_s"] = s.rate_limit_per_s;
+  if (s.rate_limit_per_s == std::floor(s.rate_limit_per_s)) {
+    o["rate_limit_per_s"] = static_cast<int64_t>(s.rate_limit_per_s);
+  } else {
+    o["rate_limit_per_s"] = s.rate_limit_per_s;
+  }
   o["ordered"] = s.ordered;
   o["max_receives"] = s.max_receives;
   o["description"] = OptStr(s.description);
@@ -373,6 +377,85 @@ Response RetryDelivery(Context& ctx, const Call& call) {
   auto r = ctx.store->GetDelivery(call.who->tenant, id);
   if (!r.ok()) return StatusResponse(r.status(), rid);
   return JsonResponse(202, DeliveryJson(r.value()));
+}
+
+// POST /v1/subscriptions/{id}/replay {"since","until","status":"dead"|"all"}.
+Response ReplaySubscription(Context& ctx, const Call& call) {
+  const std::string& rid = call.req->request_id;
+  json::object body;
+  if (!call.req->body.empty()) {
+    if (Status s = ParseJsonObject(call.req->body, &body); !s.ok()) return StatusResponse(s, rid);
+  }
+  if (Status s = CheckFields(body, {"since", "until", "status"}); !s.ok())
+    return StatusResponse(s, rid);
+  Subscription sub;
+  if (Status s = Load(ctx, call, &sub); !s.ok()) return StatusResponse(s, rid);
+  const int64_t now = ctx.clock->NowMs();
+  int64_t since = 0, until = now;
+  auto time_field = [&](const char* name, int64_t* out) -> Status {
+    const json::value* v = body.if_contains(name);
+    if (!v || v->is_null()) return Status::Ok();
+    std::optional<int64_t> t;
+    if (v->is_string()) t = core::ParseTimeMs(v->as_string());
+    if (!t || *t < 0) return Status::Validation(std::string(name) + " must be an RFC 3339 time");
+    *out = *t;
+    return Status::Ok();
+  };
+  if (Status s = time_field("since", &since); !s.ok()) return StatusResponse(s, rid);
+  if (Status s = time_field("until", &until); !s.ok()) return StatusResponse(s, rid);
+  if (until < since)
+    return StatusResponse(Status::Validation("until must not be before since"), rid);
+  std::string mode = "dead";
+  if (const json::value* v = body.if_contains("status"); v && !v->is_null()) {
+    if (!v->is_string() || (v->as_string() != "dead" && v->as_string() != "all")) {
+      return StatusResponse(Status::Validation("status must be \"dead\" or \"all\""), rid);
+    }
+    mode = std::string(v->as_string());
+  }
+  // Event ids are time-ordered: the time range is an id range.
+  const std::string min_id = "evt_" + core::UlidBound(since, false);
+  const std::string max_id = "evt_" + core::UlidBound(until, true);
+  auto requeued = ctx.store->RequeueDead(call.who->tenant, sub.id, min_id, max_id, now);
+  if (!requeued.ok()) return StatusResponse(requeued.status(), rid);
+  int64_t created = 0, scanned = 0;
+  if (mode == "all") {
+    auto compiled = delivery::CompileSubscription(sub);
+    if (!compiled.ok()) return StatusResponse(compiled.status(), rid);
+    store::ListOptions opts;
+    opts.limit = 1000;
+    // after_id is exclusive: start just before the first id of the range.
+    opts.after_id = "evt_";
+    opts.after_id += core::UlidBound(since, false);
+    opts.after_id.back() = static_cast<char>(opts.after_id.back() - 1);
+    constexpr int64_t kMaxScan = 1'000'000;  // one request replays at most this many events
+    for (;;) {
+      auto page = ctx.store->ListEvents(call.who->tenant, "", opts);
+      if (!page.ok()) return StatusResponse(page.status(), rid);
+      std::vector<Event> matching;
+      bool past_end = false;
+      for (auto& ev : page->events) {
+        if (ev.id > max_id) {
+          past_end = true;
+          break;
+        }
+        ++scanned;
+        std::vector<std::string> ids;
+        delivery::MatchOne(*compiled.value(), ev, &ids);
+        if (!ids.empty()) matching.push_back(std::move(ev));
+      }
+      auto c = ctx.store->CreateMissingDeliveries(call.who->tenant, sub.id, matching, now);
+      if (!c.ok()) return StatusResponse(c.status(), rid);
+      created += c.value();
+      if (past_end || !page->more || scanned >= kMaxScan) break;
+      opts.after_id = page->resume_after;
+    }
+  }
+  ctx.wake_dispatcher();
+  json::object o;
+  o["requeued"] = requeued.value();
+  o["created"] = created;
+  o["events_scanned"] = scanned;
+  return JsonResponse(202, o);
 }
 
 // The delivery summary of GET /v1/events/{id}.

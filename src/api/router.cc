@@ -41,6 +41,8 @@ const Route kRoutes[] = {
      nullptr},
     {"POST", "/v1/subscriptions/{id}/rotate-secret", Access::kTenant, kScopeManage, RotateSecret,
      nullptr},
+    {"POST", "/v1/subscriptions/{id}/replay", Access::kTenant, kScopeManage, ReplaySubscription,
+     nullptr},
     {"GET", "/v1/deliveries", Access::kTenant, kScopeRead, ListDeliveries, nullptr},
     {"GET", "/v1/deliveries/{id}", Access::kTenant, kScopeRead, GetDelivery, nullptr},
     {"POST", "/v1/deliveries/{id}/retry", Access::kTenant, kScopeManage, RetryDelivery, nullptr},

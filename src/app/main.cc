@@ -45,8 +45,10 @@ int main(int argc, char** argv) {
   Flag(serve, "idle-timeout", cfg.idle_timeout, "keep-alive idle time before closing");
   Flag(serve, "delivery-timeout", cfg.delivery_timeout, "time allowed for one webhook attempt");
   Flag(serve, "retry-schedule", cfg.retry_schedule, "delays between attempts, e.g. 1s,2s,5s");
-  Flag(serve, "allow-private-destinations", cfg.allow_private_destinations,
-       "allow webhook URLs on loopback/private/link-local addresses (development, tests)");
+  serve
+      ->add_flag("--allow-private-destinations", cfg.allow_private_destinations,
+                 "allow webhook URLs on loopback/private/link-local addresses (development, tests)")
+      ->envname("TRIGGERS_ALLOW_PRIVATE_DESTINATIONS");
 
   CLI::App* keys_cmd = app.add_subcommand("keys", "manage API keys offline, on the store");
   keys_cmd->require_subcommand(1);

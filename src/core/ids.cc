@@ -2,6 +2,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace triggers::core {
@@ -95,6 +96,16 @@ int64_t IdTimeMs(std::string_view id, std::string_view prefix) {
   int64_t t = 0;
   for (int i = 0; i < 10; ++i) t = (t << 5) | DecodeCrockford(u[i]);
   return t;
+}
+
+std::string UlidBound(int64_t ms, bool upper) {
+  std::string out(26, upper ? 'Z' : '0');
+  uint64_t t = static_cast<uint64_t>(std::max<int64_t>(0, ms)) & 0xFFFFFFFFFFFFULL;
+  for (int i = 9; i >= 0; --i) {
+    out[i] = kCrockford[t & 31];
+    t >>= 5;
+  }
+  return out;
 }
 
 std::string NewId(std::string_view prefix, int64_t now_ms) {

@@ -30,6 +30,10 @@ bool IsValidId(std::string_view id, std::string_view prefix);
 // The millisecond timestamp of a valid ULID-based id (after the prefix).
 int64_t IdTimeMs(std::string_view id, std::string_view prefix);
 
+// The smallest (upper=false) or largest (upper=true) 26-char ULID of the
+// millisecond `ms`: bounds of an id range by time.
+std::string UlidBound(int64_t ms, bool upper);
+
 // An id from a thread-local generator (convenience for non-hot paths).
 std::string NewId(std::string_view prefix, int64_t now_ms);
 

@@ -102,7 +102,7 @@ void Dispatcher::LeaseAndSend(int64_t now) {
     }
     capacity = std::min(capacity, kMaxLeasePerPass);
     // The lease outlives the attempt: a node that dies loses it after this.
-    int64_t lease_until = now + opts_.delivery_timeout_ms + 30'000;
+    int64_t lease_until = now + opts_.delivery_timeout_ms + 5'000;
     auto leased = store_->LeaseDue(sub_id, now, capacity, lease_until);
     if (!leased.ok()) continue;
     for (auto& work : leased.value()) Send(*sub, std::move(work));

@@ -104,6 +104,33 @@ std::shared_ptr<const CompiledSubscription> SubscriptionCache::Get(const std::st
   return it == by_id_.end() ? nullptr : it->second;
 }
 
+namespace {
+
+json::value EventDoc(const Event& ev) {
+  json::object o;
+  o["type"] = ev.type;
+  o["source"] = ev.source ? json::value(*ev.source) : json::value(nullptr);
+  o["subject"] = ev.subject ? json::value(*ev.subject) : json::value(nullptr);
+  o["ordering_key"] = ev.ordering_key ? json::value(*ev.ordering_key) : json::value(nullptr);
+  boost::system::error_code ec;
+  o["data"] = json::parse(ev.data, ec);
+  return json::value(std::move(o));
+}
+
+bool Matches(const CompiledSubscription& c, const Event& ev, std::optional<json::value>* doc) {
+  if (!c.types.Matches(ev.type)) return false;
+  if (!c.pattern) return true;
+  if (!*doc) *doc = EventDoc(ev);  // built once per event, only if a filter needs it
+  return c.pattern->Matches(**doc);
+}
+
+}  // namespace
+
+void MatchOne(const CompiledSubscription& sub, const Event& ev, std::vector<std::string>* out) {
+  std::optional<json::value> doc;
+  if (Matches(sub, ev, &doc)) out->push_back(sub.sub.id);
+}
+
 void SubscriptionCache::Match(const Event& ev, std::vector<std::string>* out) const {
   std::shared_ptr<const TenantList> list;
   {
@@ -112,23 +139,9 @@ void SubscriptionCache::Match(const Event& ev, std::vector<std::string>* out) co
     if (it == by_tenant_.end()) return;
     list = it->second;
   }
-  std::optional<json::value> doc;  // built once, only if a filter needs it
+  std::optional<json::value> doc;
   for (const auto& c : *list) {
-    if (!c->sub.enabled || !c->types.Matches(ev.type)) continue;
-    if (c->pattern) {
-      if (!doc) {
-        json::object o;
-        o["type"] = ev.type;
-        o["source"] = ev.source ? json::value(*ev.source) : json::value(nullptr);
-        o["subject"] = ev.subject ? json::value(*ev.subject) : json::value(nullptr);
-        o["ordering_key"] = ev.ordering_key ? json::value(*ev.ordering_key) : json::value(nullptr);
-        boost::system::error_code ec;
-        o["data"] = json::parse(ev.data, ec);
-        doc = json::value(std::move(o));
-      }
-      if (!c->pattern->Matches(*doc)) continue;
-    }
-    out->push_back(c->sub.id);
+    if (c->sub.enabled && Matches(*c, ev, &doc)) out->push_back(c->sub.id);
   }
 }
 

@@ -32,6 +32,9 @@ struct CompiledSubscription {
 // Validation status naming the bad part.
 Result<std::shared_ptr<const CompiledSubscription>> CompileSubscription(const Subscription& sub);
 
+// Appends sub.id to `out` when the subscription (enabled or not) matches `ev`.
+void MatchOne(const CompiledSubscription& sub, const Event& ev, std::vector<std::string>* out);
+
 class SubscriptionCache {
  public:
   SubscriptionCache(store::Store* store, Clock* clock);

@@ -61,6 +61,14 @@ class FakeStore : public store::Store {
   Status RetryDelivery(const std::string&, const std::string&, int64_t) override {
     return Status::NotFound("fake");
   }
+  Result<int64_t> RequeueDead(const std::string&, const std::string&, const std::string&,
+                              const std::string&, int64_t) override {
+    return int64_t{0};
+  }
+  Result<int64_t> CreateMissingDeliveries(const std::string&, const std::string&,
+                                          const std::vector<Event>&, int64_t) override {
+    return int64_t{0};
+  }
   Result<std::vector<Leased>> LeaseDue(const std::string&, int64_t, int, int64_t) override {
     return std::vector<Leased>{};
   }

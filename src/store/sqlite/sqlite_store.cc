@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "core/idempotency.h"
+#include "core/ids.h"
 #include "triggers/store.h"
 
 namespace triggers::store {
@@ -622,6 +623,49 @@ class SqliteStore final : public Store {
     st.Bind(1, now_ms).Bind(2, id);
     if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "retry delivery");
     return Status::Ok();
+  }
+
+  Result<int64_t> RequeueDead(const std::string& tenant, const std::string& sub_id,
+                              const std::string& min_id, const std::string& max_id,
+                              int64_t now_ms) override {
+    std::lock_guard lock(write_mu_);
+    PREPARE_OR_RETURN(st, writer_,
+                      "UPDATE deliveries SET status='pending', next_attempt_at=?1, updated_at=?1 "
+                      "WHERE tenant=?2 AND subscription_id=?3 AND status='dead' AND event_id>=?4 "
+                      "AND event_id<=?5");
+    st.Bind(1, now_ms).Bind(2, tenant).Bind(3, sub_id).Bind(4, min_id).Bind(5, max_id);
+    if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "requeue dead");
+    return static_cast<int64_t>(sqlite3_changes(writer_.db()));
+  }
+
+  Result<int64_t> CreateMissingDeliveries(const std::string& tenant, const std::string& sub_id,
+                                          const std::vector<Event>& events,
+                                          int64_t now_ms) override {
+    if (events.empty()) return int64_t{0};
+    std::lock_guard lock(write_mu_);
+    if (Status s = writer_.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    int64_t created = 0;
+    Status s = [&]() -> Status {
+      for (const auto& ev : events) {
+        PREPARE_OR_RETURN(
+            ins, writer_,
+            "INSERT INTO deliveries(id,tenant,event_id,subscription_id,status,"
+            "next_attempt_at,created_at,updated_at) SELECT ?1,?2,?3,?4,'pending',?5,?5,?5 "
+            "WHERE NOT EXISTS (SELECT 1 FROM deliveries WHERE tenant=?2 AND "
+            "event_id=?3 AND subscription_id=?4)");
+        std::string id = core::NewId("dlv_", now_ms);
+        ins.Bind(1, id).Bind(2, tenant).Bind(3, ev.id).Bind(4, sub_id).Bind(5, now_ms);
+        if (ins.Step() != SQLITE_DONE) return SqlError(writer_.db(), "replay insert");
+        created += sqlite3_changes(writer_.db());
+      }
+      return Status::Ok();
+    }();
+    if (s.ok()) s = writer_.Exec("COMMIT");
+    if (!s.ok()) {
+      writer_.Exec("ROLLBACK");
+      return s;
+    }
+    return created;
   }
 
   Result<std::vector<Leased>> LeaseDue(const std::string& sub_id, int64_t now_ms, int max,

@@ -52,3 +52,18 @@ TEST(Ulid, RejectsMalformed) {
 }
 
 }  // namespace triggers::core
+
+namespace triggers::core {
+
+TEST(Ulid, TimeBoundsEncloseEveryIdOfTheirMillisecond) {
+  UlidGenerator g(3);
+  for (int64_t ms : {0LL, 1LL, 1795639832123LL}) {
+    std::string id = g.Next("", ms);
+    EXPECT_LE(UlidBound(ms, false), id);
+    EXPECT_GE(UlidBound(ms, true), id);
+    EXPECT_LT(UlidBound(ms, true), UlidBound(ms + 1, false));
+    EXPECT_EQ(IdTimeMs("evt_" + UlidBound(ms, true), "evt_"), ms);
+  }
+}
+
+}  // namespace triggers::core
