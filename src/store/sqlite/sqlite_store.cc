@@ -342,6 +342,8 @@ class SqliteStore final : public Store {
 
   Status CommitIngest(std::vector<IngestItem*>& items, int64_t now_ms, int64_t window_ms) override {
     std::lock_guard lock(write_mu_);
+    if (!durable_) EndBookkeeping();
+    if (!durable_) return Status::Unavailable("store: cannot restore synchronous=FULL");
     if (Status s = writer_.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
     Status s = WriteItems(items, now_ms, window_ms);
     // Durability: COMMIT returns only after the WAL is fsync'd (synchronous=FULL);
@@ -671,7 +673,7 @@ class SqliteStore final : public Store {
   Result<std::vector<Leased>> LeaseDue(const std::string& sub_id, int64_t now_ms, int max,
                                        int64_t lease_until_ms) override {
     std::lock_guard lock(write_mu_);
-    if (Status s = writer_.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    if (Status s = BeginBookkeeping(); !s.ok()) return s;
     std::vector<Leased> out;
     Status s = [&]() -> Status {
       static const std::string sql = std::string(
@@ -703,17 +705,16 @@ class SqliteStore final : public Store {
       return Status::Ok();
     }();
     if (s.ok()) s = writer_.Exec("COMMIT");
-    if (!s.ok()) {
-      writer_.Exec("ROLLBACK");
-      return s;
-    }
+    if (!s.ok()) writer_.Exec("ROLLBACK");
+    EndBookkeeping();
+    if (!s.ok()) return s;
     return out;
   }
 
   Status RecordAttempts(const std::vector<AttemptResult>& results, int64_t now_ms) override {
     if (results.empty()) return Status::Ok();
     std::lock_guard lock(write_mu_);
-    if (Status s = writer_.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    if (Status s = BeginBookkeeping(); !s.ok()) return s;
     Status s = [&]() -> Status {
       for (const auto& r : results) {
         {
@@ -744,6 +745,7 @@ class SqliteStore final : public Store {
     }();
     if (s.ok()) s = writer_.Exec("COMMIT");
     if (!s.ok()) writer_.Exec("ROLLBACK");
+    EndBookkeeping();
     return s;
   }
 
@@ -764,7 +766,7 @@ class SqliteStore final : public Store {
   Status ReleaseLeases(const std::vector<std::string>& ids, int64_t now_ms) override {
     if (ids.empty()) return Status::Ok();
     std::lock_guard lock(write_mu_);
-    if (Status s = writer_.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
+    if (Status s = BeginBookkeeping(); !s.ok()) return s;
     Status s = [&]() -> Status {
       for (const auto& id : ids) {
         PREPARE_OR_RETURN(up, writer_,
@@ -778,6 +780,7 @@ class SqliteStore final : public Store {
     }();
     if (s.ok()) s = writer_.Exec("COMMIT");
     if (!s.ok()) writer_.Exec("ROLLBACK");
+    EndBookkeeping();
     return s;
   }
 
@@ -917,6 +920,20 @@ class SqliteStore final : public Store {
     pool_cv_.notify_one();
   }
 
+  // Delivery bookkeeping (leases, attempt records) commits without its own
+  // fsync: the next durable commit (any ingest) syncs it, and losing the last
+  // few of these in a power cut only means a delivery is attempted again,
+  // which at-least-once allows. Events and their deliveries stay FULL.
+  Status BeginBookkeeping() {
+    if (Status s = writer_.Exec("PRAGMA synchronous=NORMAL"); !s.ok()) return s;
+    Status s = writer_.Exec("BEGIN IMMEDIATE");
+    if (!s.ok()) EndBookkeeping();
+    return s;
+  }
+  // Back to FULL; if even that fails, the writer connection must not be used
+  // for durable commits: CommitIngest checks `durable_` and answers 503.
+  void EndBookkeeping() { durable_ = writer_.Exec("PRAGMA synchronous=FULL").ok(); }
+
   static void BindSubscription(Stmt& st, const Subscription& s) {
     st.Bind(1, s.id).Bind(2, s.tenant).Bind(3, s.kind).Bind(4, s.url).Bind(5, s.event_types_json);
     st.Bind(6, s.filter_json).Bind(7, s.max_in_flight).Bind(8, s.rate_limit_per_s);
@@ -1015,6 +1032,7 @@ class SqliteStore final : public Store {
 
   SqliteOptions opts_;
   std::mutex write_mu_;
+  bool durable_ = true;  // the writer connection is at synchronous=FULL
   Conn writer_;
   std::mutex pool_mu_;
   std::condition_variable pool_cv_;
