@@ -26,6 +26,7 @@ struct IngestItem {
   // Matching subscriptions (ids), and the delivery ids assigned to them by the
   // writer (same order). One delivery row each, in the event's transaction.
   std::vector<std::string> subscription_ids;
+  std::vector<uint8_t> subscription_ordered;  // parallel: 1 = the subscription is ordered
   std::vector<std::string> delivery_ids;
   std::string idempotency_key;  // empty: none
   std::string body_hash;        // SHA-256 of the request body when idempotency_key is set
@@ -126,9 +127,28 @@ class Store {
   struct Leased {
     Delivery delivery;
     Event event;
+    std::string receipt;  // pull only
   };
   virtual Result<std::vector<Leased>> LeaseDue(const std::string& subscription_id, int64_t now_ms,
                                                int max, int64_t lease_until_ms) = 0;
+  // Pull (SPEC 6): leases up to `max` due messages until visible_again_ms,
+  // each with a fresh receipt, counting a receive; a message received
+  // max_receives times already goes dead instead of being returned.
+  virtual Result<std::vector<Leased>> Receive(const std::string& subscription_id, int64_t now_ms,
+                                              int max, int64_t visible_again_ms,
+                                              int max_receives) = 0;
+  struct ReceiptResult {
+    std::string receipt;
+    std::string status;  // acked | nacked | expired | not_found
+  };
+  // ack=true: done (succeeded). ack=false: visible again at visible_at_ms.
+  // A receipt whose lease ran out, or that was superseded by a later
+  // receive, is "expired"; one of another subscription is "not_found".
+  virtual Result<std::vector<ReceiptResult>> Settle(const std::string& subscription_id,
+                                                    const std::vector<std::string>& receipts,
+                                                    bool ack, int64_t visible_at_ms,
+                                                    int64_t now_ms) = 0;
+
   // The outcome of one attempt: the attempt is logged and the delivery moves
   // to `status` (succeeded, retrying with next_attempt_at_ms, or dead).
   struct AttemptResult {

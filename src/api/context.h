@@ -27,6 +27,9 @@ struct Context {
   bool allow_private_destinations = false;
   // Tells the delivery dispatcher that new work may be due (never blocks).
   std::function<void()> wake_dispatcher = [] {};
+  class Inbox* inbox = nullptr;
+  // Wakes parked pull receivers of these subscriptions.
+  std::function<void(const std::vector<std::string>&)> inbox_notify = [](const auto&) {};
   std::atomic<bool> shutting_down{false};
   int64_t start_ms = 0;
   std::string cors_origins = "*";

@@ -26,6 +26,9 @@ Response ListDeliveries(Context& ctx, const Call& call);
 Response GetDelivery(Context& ctx, const Call& call);
 Response RetryDelivery(Context& ctx, const Call& call);
 Response ReplaySubscription(Context& ctx, const Call& call);
+void ReceiveMessages(Context& ctx, const Call& call, Respond respond);
+Response AckMessages(Context& ctx, const Call& call);
+Response NackMessages(Context& ctx, const Call& call);
 
 // Shared helpers.
 std::string DeliverySummaryJson(Context& ctx, const std::string& tenant,

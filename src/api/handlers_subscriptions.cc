@@ -93,7 +93,6 @@ Status ApplyFields(const Context& ctx, const json::object& body, bool creating, 
         return Status::Validation("kind must be \"webhook\" or \"pull\"");
       }
       sub->kind = std::string(k->as_string());
-      if (sub->kind == "pull") return Status::Validation("kind: pull subscriptions are not available yet");
     }
   } else if (body.contains("kind")) {
     return Status::Validation("kind cannot be changed; create a new subscription");
@@ -163,8 +162,7 @@ Status ApplyFields(const Context& ctx, const json::object& body, bool creating, 
     return Status::Ok();
   };
   if (Status s = bool_field("ordered", &sub->ordered); !s.ok()) return s;
-  // Not built yet: refuse rather than accept and silently not honour them.
-  if (sub->ordered) return Status::Validation("ordered: ordered delivery is not available yet");
+
   if (Status s = bool_field("enabled", &sub->enabled); !s.ok()) return s;
   if (const json::value* d = body.if_contains("description")) {
     if (d->is_null()) {

@@ -14,6 +14,7 @@
 
 #include "api/auth.h"
 #include "api/context.h"
+#include "api/inbox.h"
 #include "api/router.h"
 #include "core/crypto.h"
 #include "core/ids.h"
@@ -198,7 +199,11 @@ int RunServe(Config& cfg) {
   wo.complete = [&server_ptr](int home, std::function<void()> fn) {
     server_ptr->Post(home, std::move(fn));
   };
-  wo.on_deliveries = [&dispatcher] { dispatcher.Wake(); };
+  api::Inbox* inbox_ptr = nullptr;  // set once the server (and its pool) exists
+  wo.on_deliveries = [&dispatcher, &inbox_ptr](const std::vector<std::string>& subs) {
+    dispatcher.Wake();
+    if (inbox_ptr) inbox_ptr->Notify(subs);
+  };
   store::IngestWriter writer(st.get(), SystemClock(), wo);
   api::Context ctx;
   ctx.store = st.get();
@@ -223,11 +228,20 @@ int RunServe(Config& cfg) {
   so.request_timeout_ms = cfg.request_timeout_ms;
   so.idle_timeout_ms = cfg.idle_timeout_ms;
   so.cors_origins = cfg.cors_origins;
+  // Declared before the server: the server's pool (joined when the server is
+  // destroyed) may still run inbox tasks.
+  api::Inbox inbox(
+      [&server_ptr](std::function<void()> fn) { return server_ptr->RunBlocking(std::move(fn)); },
+      SystemClock());
+  ctx.inbox = &inbox;
+  ctx.inbox_notify = [&inbox](const std::vector<std::string>& subs) { inbox.Notify(subs); };
+  inbox_ptr = &inbox;
   http::Server server(so, &router, &ctx);
   server_ptr = &server;
   ctx.run_blocking = [&server](std::function<void()> fn) {
     return server.RunBlocking(std::move(fn));
   };
+
   if (Status s = server.Listen(); !s.ok()) {
     LogError("cannot listen", s.message());
     obs::StopAsyncLogging();
@@ -242,7 +256,10 @@ int RunServe(Config& cfg) {
       .Emit();
   {
     Maintenance maintenance(st.get(), &keys, &subscriptions, cfg);
-    server.Run([&ctx] { ctx.shutting_down.store(true); });
+    server.Run([&ctx, &inbox] {
+      ctx.shutting_down.store(true);
+      inbox.Shutdown();  // parked receivers get their (empty) answer now
+    });
   }
   writer.Stop();
   // In-flight attempts finish (bounded), unfinished leases go back to the store.

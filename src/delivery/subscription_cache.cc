@@ -131,7 +131,8 @@ void MatchOne(const CompiledSubscription& sub, const Event& ev, std::vector<std:
   if (Matches(sub, ev, &doc)) out->push_back(sub.sub.id);
 }
 
-void SubscriptionCache::Match(const Event& ev, std::vector<std::string>* out) const {
+void SubscriptionCache::Match(const Event& ev, std::vector<std::string>* out,
+                              std::vector<uint8_t>* ordered) const {
   std::shared_ptr<const TenantList> list;
   {
     std::shared_lock lock(mu_);
@@ -141,7 +142,10 @@ void SubscriptionCache::Match(const Event& ev, std::vector<std::string>* out) co
   }
   std::optional<json::value> doc;
   for (const auto& c : *list) {
-    if (c->sub.enabled && Matches(*c, ev, &doc)) out->push_back(c->sub.id);
+    if (c->sub.enabled && Matches(*c, ev, &doc)) {
+      out->push_back(c->sub.id);
+      if (ordered) ordered->push_back(c->sub.ordered ? 1 : 0);
+    }
   }
 }
 

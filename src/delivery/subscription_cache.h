@@ -46,7 +46,9 @@ class SubscriptionCache {
 
   // Ids of the enabled subscriptions of ev.tenant whose types and filter
   // match `ev` (id and time are not known yet and are not matched on).
-  void Match(const Event& ev, std::vector<std::string>* out) const;
+  // `ordered` (optional) gets 1 for each matching subscription that is ordered.
+  void Match(const Event& ev, std::vector<std::string>* out,
+             std::vector<uint8_t>* ordered = nullptr) const;
   std::shared_ptr<const CompiledSubscription> Get(const std::string& id) const;
 
  private:

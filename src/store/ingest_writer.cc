@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <algorithm>
+
 #include "core/ids.h"
 
 namespace triggers::store {
@@ -65,7 +67,7 @@ void IngestWriter::Run() {
     // Ids are assigned here, by the one writer, so they increase in commit order.
     const int64_t now = clock_->NowMs();
     items.clear();
-    size_t deliveries = 0;
+    std::vector<std::string> touched;  // subscriptions that get deliveries
     for (auto& b : work) {
       for (auto& it : b->items) {
         it.event.id = ids.Next("evt_", now);
@@ -74,14 +76,17 @@ void IngestWriter::Run() {
         for (size_t k = 0; k < it.subscription_ids.size(); ++k) {
           it.delivery_ids.push_back(ids.Next("dlv_", now));
         }
-        deliveries += it.subscription_ids.size();
+        for (const auto& sid : it.subscription_ids) {
+          if (std::find(touched.begin(), touched.end(), sid) == touched.end())
+            touched.push_back(sid);
+        }
         items.push_back(&it);
       }
     }
     const int64_t t0 = clock_->MonoNs();
     Status s = store_->CommitIngest(items, now, opts_.idempotency_window_ms);
     commit_ns_.fetch_add(static_cast<uint64_t>(clock_->MonoNs() - t0), std::memory_order_relaxed);
-    if (s.ok() && deliveries > 0 && opts_.on_deliveries) opts_.on_deliveries();
+    if (s.ok() && !touched.empty() && opts_.on_deliveries) opts_.on_deliveries(touched);
     if (s.ok()) {
       commits_.fetch_add(1, std::memory_order_relaxed);
       items_.fetch_add(items.size(), std::memory_order_relaxed);

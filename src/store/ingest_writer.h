@@ -39,8 +39,9 @@ class IngestWriter {
     // Runs the completions of one commit in one go per `home` (one post per
     // I/O thread, not one per request). Default: inline on the writer thread.
     std::function<void(int home, std::function<void()>)> complete;
-    // Called after a commit that created deliveries (wakes the dispatcher).
-    std::function<void()> on_deliveries;
+    // Called after a commit that created deliveries, with the subscriptions
+    // that got them (wakes the dispatcher and parked pull receivers).
+    std::function<void(const std::vector<std::string>& subscription_ids)> on_deliveries;
   };
   IngestWriter(Store* store, Clock* clock, Options options);
   ~IngestWriter();  // Stop()s

@@ -72,6 +72,13 @@ class FakeStore : public store::Store {
   Result<std::vector<Leased>> LeaseDue(const std::string&, int64_t, int, int64_t) override {
     return std::vector<Leased>{};
   }
+  Result<std::vector<Leased>> Receive(const std::string&, int64_t, int, int64_t, int) override {
+    return std::vector<Leased>{};
+  }
+  Result<std::vector<ReceiptResult>> Settle(const std::string&, const std::vector<std::string>&,
+                                            bool, int64_t, int64_t) override {
+    return std::vector<ReceiptResult>{};
+  }
   Status RecordAttempts(const std::vector<AttemptResult>&, int64_t) override {
     return Status::Ok();
   }

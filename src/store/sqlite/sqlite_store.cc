@@ -10,6 +10,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "core/crypto.h"
 #include "core/idempotency.h"
 #include "core/ids.h"
 #include "triggers/store.h"
@@ -110,6 +111,14 @@ CREATE TABLE delivery_attempts(
   response_snippet TEXT NOT NULL,
   PRIMARY KEY(delivery_id, n)
 ) WITHOUT ROWID;
+)sql",
+    // 4: ordered delivery and pull receipts. `ordering_key` is set only on
+    // deliveries of ordered subscriptions (the event's key, or '' for all).
+    R"sql(
+ALTER TABLE deliveries ADD COLUMN ordering_key TEXT;
+ALTER TABLE deliveries ADD COLUMN receipt TEXT;
+CREATE INDEX deliveries_order ON deliveries(subscription_id, ordering_key, seq)
+  WHERE next_attempt_at IS NOT NULL AND ordering_key IS NOT NULL;
 )sql",
 };
 
@@ -236,7 +245,7 @@ const char kInsertEvent[] =
     "VALUES(?,?,?,?,?,?,?,?)";
 const char kInsertDelivery[] =
     "INSERT INTO deliveries(id,tenant,event_id,subscription_id,status,next_attempt_at,"
-    "created_at,updated_at) VALUES(?,?,?,?,'pending',?,?,?6)";
+    "created_at,updated_at,ordering_key) VALUES(?,?,?,?,'pending',?,?,?6,?7)";
 const char kSubCols[] =
     "id,tenant,kind,url,event_types,filter,max_in_flight,rate_limit_per_s,ordered,description,"
     "enabled,secret,previous_secret,previous_secret_expires_at,max_receives,created_at,updated_at";
@@ -672,35 +681,53 @@ class SqliteStore final : public Store {
 
   Result<std::vector<Leased>> LeaseDue(const std::string& sub_id, int64_t now_ms, int max,
                                        int64_t lease_until_ms) override {
+    return Lease(sub_id, now_ms, max, lease_until_ms, 0);
+  }
+
+  Result<std::vector<Leased>> Receive(const std::string& sub_id, int64_t now_ms, int max,
+                                      int64_t visible_again_ms, int max_receives) override {
+    return Lease(sub_id, now_ms, max, visible_again_ms, std::max(1, max_receives));
+  }
+
+  Result<std::vector<ReceiptResult>> Settle(const std::string& sub_id,
+                                            const std::vector<std::string>& receipts, bool ack,
+                                            int64_t visible_at_ms, int64_t now_ms) override {
     std::lock_guard lock(write_mu_);
     if (Status s = BeginBookkeeping(); !s.ok()) return s;
-    std::vector<Leased> out;
+    std::vector<ReceiptResult> out;
     Status s = [&]() -> Status {
-      static const std::string sql = std::string(
-          "SELECT d.id,d.tenant,d.event_id,d.subscription_id,d.status,d.attempts,"
-          "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,"
-          "e.id,e.tenant,e.type,e.source,e.subject,e.ordering_key,e.data,e.received_at "
-          "FROM deliveries d JOIN events e ON e.tenant=d.tenant AND e.id=d.event_id "
-          "WHERE d.subscription_id=? AND d.next_attempt_at IS NOT NULL AND "
-          "d.next_attempt_at<=? ORDER BY d.next_attempt_at, d.seq LIMIT ?");
-      {
-        PREPARE_OR_RETURN(st, writer_, sql.c_str());
-        st.Bind(1, sub_id).Bind(2, now_ms).Bind(3, static_cast<int64_t>(max));
-        int rc;
-        while ((rc = st.Step()) == SQLITE_ROW) {
-          Leased l;
-          l.delivery = ReadDelivery(st, 0);
-          l.event = ReadEvent(st, 11);
-          out.push_back(std::move(l));
+      for (const auto& receipt : receipts) {
+        ReceiptResult rr;
+        rr.receipt = receipt;
+        rr.status = "not_found";
+        size_t dot = receipt.find('.');
+        std::string id = receipt.substr(0, dot);
+        {
+          PREPARE_OR_RETURN(
+              get, writer_,
+              "SELECT status, receipt, next_attempt_at FROM deliveries WHERE id=? AND "
+              "subscription_id=?");
+          get.Bind(1, id).Bind(2, sub_id);
+          int rc = get.Step();
+          if (rc == SQLITE_ROW) {
+            bool live = get.Text(0) == kDeliveryInFlight && !get.IsNull(2) && get.Int(2) > now_ms &&
+                        dot != std::string::npos && get.Text(1) == receipt;
+            rr.status = live ? (ack ? "acked" : "nacked") : "expired";
+          } else if (rc != SQLITE_DONE) {
+            return SqlError(writer_.db(), "receipt");
+          }
         }
-        if (rc != SQLITE_DONE) return SqlError(writer_.db(), "lease scan");
-      }
-      for (auto& l : out) {
-        PREPARE_OR_RETURN(up, writer_,
-                          "UPDATE deliveries SET status='in_flight', next_attempt_at=?, "
-                          "updated_at=? WHERE id=?");
-        up.Bind(1, lease_until_ms).Bind(2, now_ms).Bind(3, l.delivery.id);
-        if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "lease");
+        if (rr.status == "acked" || rr.status == "nacked") {
+          PREPARE_OR_RETURN(up, writer_,
+                            ack ? "UPDATE deliveries SET status='succeeded', next_attempt_at=NULL, "
+                                  "receipt=NULL, updated_at=?2 WHERE id=?1"
+                                : "UPDATE deliveries SET status='retrying', next_attempt_at=?3, "
+                                  "receipt=NULL, updated_at=?2 WHERE id=?1");
+          up.Bind(1, id).Bind(2, now_ms);
+          if (!ack) up.Bind(3, visible_at_ms);
+          if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "settle");
+        }
+        out.push_back(std::move(rr));
       }
       return Status::Ok();
     }();
@@ -934,6 +961,76 @@ class SqliteStore final : public Store {
   // for durable commits: CommitIngest checks `durable_` and answers 503.
   void EndBookkeeping() { durable_ = writer_.Exec("PRAGMA synchronous=FULL").ok(); }
 
+  // Leases due deliveries of one subscription. Ordered deliveries (with an
+  // ordering_key) are taken only when no earlier unfinished delivery of the
+  // same key exists: one at a time per key, in ingestion order. With
+  // max_receives > 0 (pull) each gets a fresh receipt and counts a receive;
+  // one already received max_receives times goes dead instead.
+  Result<std::vector<Leased>> Lease(const std::string& sub_id, int64_t now_ms, int max,
+                                    int64_t lease_until_ms, int max_receives) {
+    std::lock_guard lock(write_mu_);
+    if (Status s = BeginBookkeeping(); !s.ok()) return s;
+    std::vector<Leased> out;
+    Status s = [&]() -> Status {
+      static const std::string sql = std::string(
+          "SELECT d.id,d.tenant,d.event_id,d.subscription_id,d.status,d.attempts,"
+          "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,"
+          "e.id,e.tenant,e.type,e.source,e.subject,e.ordering_key,e.data,e.received_at "
+          "FROM deliveries d JOIN events e ON e.tenant=d.tenant AND e.id=d.event_id "
+          "WHERE d.subscription_id=?1 AND d.next_attempt_at IS NOT NULL AND "
+          "d.next_attempt_at<=?2 AND (d.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM "
+          "deliveries p WHERE p.subscription_id=?1 AND p.ordering_key=d.ordering_key AND "
+          "p.next_attempt_at IS NOT NULL AND p.seq<d.seq)) "
+          "ORDER BY d.next_attempt_at, d.seq LIMIT ?3");
+      std::vector<Leased> candidates;
+      {
+        PREPARE_OR_RETURN(st, writer_, sql.c_str());
+        st.Bind(1, sub_id).Bind(2, now_ms).Bind(3, static_cast<int64_t>(max + 16));
+        int rc;
+        while ((rc = st.Step()) == SQLITE_ROW) {
+          Leased l;
+          l.delivery = ReadDelivery(st, 0);
+          l.event = ReadEvent(st, 11);
+          candidates.push_back(std::move(l));
+        }
+        if (rc != SQLITE_DONE) return SqlError(writer_.db(), "lease scan");
+      }
+      for (auto& l : candidates) {
+        if (static_cast<int>(out.size()) >= max) break;
+        if (max_receives > 0 && l.delivery.attempts >= max_receives) {
+          PREPARE_OR_RETURN(
+              dead, writer_,
+              "UPDATE deliveries SET status='dead', next_attempt_at=NULL, receipt=NULL,"
+              " last_error='received max_receives times without an ack', "
+              "updated_at=? WHERE id=?");
+          dead.Bind(1, now_ms).Bind(2, l.delivery.id);
+          if (dead.Step() != SQLITE_DONE) return SqlError(writer_.db(), "dead");
+          continue;
+        }
+        if (max_receives > 0) {
+          l.receipt = l.delivery.id + "." + core::Hex(core::RandomBytes(12));
+          l.delivery.attempts += 1;
+        }
+        PREPARE_OR_RETURN(up, writer_,
+                          "UPDATE deliveries SET status='in_flight', next_attempt_at=?1, "
+                          "updated_at=?2, receipt=?3, attempts=attempts+?4 WHERE id=?5");
+        up.Bind(1, lease_until_ms).Bind(2, now_ms);
+        if (max_receives > 0) up.Bind(3, l.receipt);
+        up.Bind(4, static_cast<int64_t>(max_receives > 0 ? 1 : 0)).Bind(5, l.delivery.id);
+        if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "lease");
+        // An ordered key yields one delivery per lease: later ones of the same
+        // key wait for this one to finish.
+        out.push_back(std::move(l));
+      }
+      return Status::Ok();
+    }();
+    if (s.ok()) s = writer_.Exec("COMMIT");
+    if (!s.ok()) writer_.Exec("ROLLBACK");
+    EndBookkeeping();
+    if (!s.ok()) return s;
+    return out;
+  }
+
   static void BindSubscription(Stmt& st, const Subscription& s) {
     st.Bind(1, s.id).Bind(2, s.tenant).Bind(3, s.kind).Bind(4, s.url).Bind(5, s.event_types_json);
     st.Bind(6, s.filter_json).Bind(7, s.max_in_flight).Bind(8, s.rate_limit_per_s);
@@ -992,6 +1089,9 @@ class SqliteStore final : public Store {
         PREPARE_OR_RETURN(d, writer_, kInsertDelivery);
         d.Bind(1, it->delivery_ids[k]).Bind(2, ev.tenant).Bind(3, ev.id);
         d.Bind(4, it->subscription_ids[k]).Bind(5, ev.received_at_ms).Bind(6, now_ms);
+        if (k < it->subscription_ordered.size() && it->subscription_ordered[k]) {
+          d.Bind(7, ev.ordering_key ? std::string_view(*ev.ordering_key) : std::string_view(""));
+        }
         if (d.Step() != SQLITE_DONE) return SqlError(writer_.db(), "insert delivery");
       }
       it->outcome = IngestItem::Outcome::kCreated;

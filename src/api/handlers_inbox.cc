@@ -1,0 +1,160 @@
+// Pull inboxes (SPEC 6): receive (with long polling), ack, nack.
+#include <boost/json.hpp>
+
+#include "api/handlers.h"
+#include "api/inbox.h"
+#include "api/json_body.h"
+#include "core/event_json.h"
+#include "core/ids.h"
+#include "core/json_util.h"
+
+namespace triggers::api {
+namespace json = boost::json;
+namespace {
+
+constexpr int64_t kMaxVisibilityS = 12 * 3600;
+constexpr int64_t kMaxWaitS = 20;
+
+// The pull subscription named in the path, of the caller's tenant.
+Status LoadPull(Context& ctx, const Call& call, Subscription* out) {
+  if (!core::IsValidId(call.param, "sub_")) return Status::NotFound("subscription not found");
+  auto r = ctx.store->GetSubscription(call.who->tenant, std::string(call.param));
+  if (!r.ok()) return r.status();
+  if (r->kind != "pull") {
+    return Status::Validation("this is not a pull subscription: its events are pushed to its url");
+  }
+  *out = std::move(r.value());
+  return Status::Ok();
+}
+
+Status IntField(const json::object& body, const char* name, int64_t lo, int64_t hi, int64_t* out) {
+  const json::value* v = body.if_contains(name);
+  if (!v || v->is_null()) return Status::Ok();
+  if (!v->is_int64() || v->as_int64() < lo || v->as_int64() > hi) {
+    return Status::Validation(std::string(name) + " must be an integer from " + std::to_string(lo) +
+                              " to " + std::to_string(hi));
+  }
+  *out = v->as_int64();
+  return Status::Ok();
+}
+
+Response MessagesResponse(const std::vector<store::Store::Leased>& msgs) {
+  Response r;
+  r.status = 200;
+  r.body = "{\"data\":[";
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    if (i) r.body += ',';
+    r.body += "{\"receipt\":";
+    core::AppendJsonString(r.body, msgs[i].receipt);
+    r.body += ",\"attempt\":";
+    r.body += std::to_string(msgs[i].delivery.attempts);
+    r.body += ",\"delivery_id\":\"";
+    r.body += msgs[i].delivery.id;
+    r.body += "\",\"event\":";
+    core::AppendEventJson(r.body, msgs[i].event);
+    r.body += '}';
+  }
+  r.body += "]}";
+  return r;
+}
+
+Status ParseReceipts(const json::object& body, std::vector<std::string>* out) {
+  const json::value* v = body.if_contains("receipts");
+  if (!v || !v->is_array() || v->as_array().empty() || v->as_array().size() > 100) {
+    return Status::Validation("receipts must be an array of 1-100 receipts");
+  }
+  for (const auto& r : v->as_array()) {
+    if (!r.is_string() || r.as_string().empty() || r.as_string().size() > 128) {
+      return Status::Validation("receipts must be an array of receipt strings");
+    }
+    out->emplace_back(r.as_string());
+  }
+  return Status::Ok();
+}
+
+Response Settle(Context& ctx, const Call& call, bool ack) {
+  const std::string& rid = call.req->request_id;
+  json::object body;
+  if (Status s = ParseJsonObject(call.req->body, &body); !s.ok()) return StatusResponse(s, rid);
+  if (Status s =
+          CheckFields(body, ack ? std::initializer_list<std::string_view>{"receipts"}
+                                : std::initializer_list<std::string_view>{"receipts", "delay_s"});
+      !s.ok()) {
+    return StatusResponse(s, rid);
+  }
+  std::vector<std::string> receipts;
+  if (Status s = ParseReceipts(body, &receipts); !s.ok()) return StatusResponse(s, rid);
+  int64_t delay_s = 0;
+  if (Status s = IntField(body, "delay_s", 0, kMaxVisibilityS, &delay_s); !s.ok()) {
+    return StatusResponse(s, rid);
+  }
+  Subscription sub;
+  if (Status s = LoadPull(ctx, call, &sub); !s.ok()) return StatusResponse(s, rid);
+  const int64_t now = ctx.clock->NowMs();
+  auto r = ctx.store->Settle(sub.id, receipts, ack, now + delay_s * 1000, now);
+  if (!r.ok()) return StatusResponse(r.status(), rid);
+  if (!ack && delay_s == 0) ctx.inbox_notify({sub.id});  // visible again now
+  json::array results;
+  for (const auto& rr : r.value()) {
+    json::object o;
+    o["receipt"] = rr.receipt;
+    o["status"] = rr.status;
+    results.emplace_back(std::move(o));
+  }
+  json::object o;
+  o["results"] = std::move(results);
+  Response resp;
+  resp.body = json::serialize(o);
+  return resp;
+}
+
+}  // namespace
+
+void ReceiveMessages(Context& ctx, const Call& call, Respond respond) {
+  // Everything here touches the store: continue on the blocking pool.
+  auto task = [&ctx, call, respond]() mutable {
+    const std::string& rid = call.req->request_id;
+    json::object body;
+    if (!call.req->body.empty()) {
+      if (Status s = ParseJsonObject(call.req->body, &body); !s.ok()) {
+        return respond(StatusResponse(s, rid));
+      }
+    }
+    if (Status s = CheckFields(body, {"max", "visibility_timeout_s", "wait_s"}); !s.ok()) {
+      return respond(StatusResponse(s, rid));
+    }
+    int64_t max = 10, visibility_s = 30, wait_s = 0;
+    Status s = IntField(body, "max", 1, 100, &max);
+    if (s.ok()) s = IntField(body, "visibility_timeout_s", 1, kMaxVisibilityS, &visibility_s);
+    if (s.ok()) s = IntField(body, "wait_s", 0, kMaxWaitS, &wait_s);
+    if (!s.ok()) return respond(StatusResponse(s, rid));
+    Subscription sub;
+    if (Status s = LoadPull(ctx, call, &sub); !s.ok()) return respond(StatusResponse(s, rid));
+    // One receive; answers and returns true when it got messages or `final`.
+    auto attempt = [&ctx, respond, rid, sub_id = sub.id, max, visibility_s,
+                    max_receives = sub.max_receives](bool final) -> bool {
+      const int64_t now = ctx.clock->NowMs();
+      auto r = ctx.store->Receive(sub_id, now, static_cast<int>(max), now + visibility_s * 1000,
+                                  max_receives);
+      if (!r.ok()) {
+        respond(StatusResponse(r.status(), rid));
+        return true;
+      }
+      if (r->empty() && !final) return false;
+      respond(MessagesResponse(r.value()));
+      return true;
+    };
+    const int64_t deadline = ctx.clock->NowMs() + wait_s * 1000;
+    if (attempt(wait_s == 0)) return;
+    // Nothing yet: park without holding this thread.
+    if (!ctx.inbox->Park(sub.id, deadline, attempt)) attempt(true);
+  };
+  if (!ctx.run_blocking(std::move(task))) {
+    respond(ErrorResponse(503, "unavailable", "server busy; retry later", call.req->request_id));
+  }
+}
+
+Response AckMessages(Context& ctx, const Call& call) { return Settle(ctx, call, true); }
+Response NackMessages(Context& ctx, const Call& call) { return Settle(ctx, call, false); }
+
+}  // namespace triggers::api

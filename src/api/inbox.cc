@@ -1,0 +1,125 @@
+#include "api/inbox.h"
+
+#include <pthread.h>
+
+namespace triggers::api {
+
+Inbox::Inbox(std::function<bool(std::function<void()>)> run_blocking, Clock* clock)
+    : run_blocking_(std::move(run_blocking)), clock_(clock), thread_([this] { Run(); }) {}
+
+Inbox::~Inbox() { Shutdown(); }
+
+bool Inbox::Park(const std::string& sub_id, int64_t deadline_ms, Attempt attempt) {
+  auto w = std::make_shared<Waiter>();
+  w->subscription_id = sub_id;
+  w->deadline_ms = deadline_ms;
+  w->attempt = std::move(attempt);
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || count_ >= kMaxParked) return false;
+    parked_[sub_id].push_back(std::move(w));
+    ++count_;
+  }
+  cv_.notify_one();  // the deadline may be the earliest
+  return true;
+}
+
+void Inbox::Notify(const std::vector<std::string>& sub_ids) {
+  std::vector<std::shared_ptr<Waiter>> ready;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& id : sub_ids) {
+      auto it = parked_.find(id);
+      if (it == parked_.end()) continue;
+      for (auto& w : it->second) ready.push_back(std::move(w));
+      count_ -= it->second.size();
+      parked_.erase(it);
+    }
+  }
+  for (auto& w : ready) Try(std::move(w), false);
+}
+
+// Runs one attempt on the blocking pool; parks the waiter again when it did
+// not answer and its deadline has not passed.
+void Inbox::Try(std::shared_ptr<Waiter> w, bool final) {
+  auto task = [this, w, final] {
+    std::lock_guard wl(w->mu);
+    if (w->done) return;
+    bool last = final || clock_->NowMs() >= w->deadline_ms;
+    if (w->attempt(last)) {
+      w->done = true;
+      return;
+    }
+    std::lock_guard lock(mu_);
+    parked_[w->subscription_id].push_back(w);
+    ++count_;
+  };
+  if (!run_blocking_(task)) {
+    // Pool saturated: answer now rather than lose the request.
+    std::lock_guard wl(w->mu);
+    if (!w->done && w->attempt(true)) w->done = true;
+  }
+}
+
+void Inbox::Run() {
+  pthread_setname_np(pthread_self(), "trg-inbox");
+  std::unique_lock lock(mu_);
+  int64_t last_poll = clock_->NowMs();
+  while (!stopping_) {
+    int64_t now = clock_->NowMs();
+    int64_t next = last_poll + 1000;
+    for (const auto& [id, ws] : parked_) {
+      for (const auto& w : ws) next = std::min(next, w->deadline_ms);
+    }
+    if (next > now) cv_.wait_for(lock, std::chrono::milliseconds(next - now));
+    if (stopping_) break;
+    now = clock_->NowMs();
+    // Once a second every parked receiver gets an attempt (visibility
+    // timeouts, nacks, other nodes); in between only those past their deadline.
+    const bool poll = now - last_poll >= 1000;
+    if (poll) last_poll = now;
+    std::vector<std::shared_ptr<Waiter>> take;
+    for (auto it = parked_.begin(); it != parked_.end();) {
+      auto& ws = it->second;
+      for (size_t i = 0; i < ws.size();) {
+        if (poll || ws[i]->deadline_ms <= now) {
+          take.push_back(std::move(ws[i]));
+          ws[i] = std::move(ws.back());
+          ws.pop_back();
+          --count_;
+        } else {
+          ++i;
+        }
+      }
+      it = ws.empty() ? parked_.erase(it) : std::next(it);
+    }
+    lock.unlock();
+    for (auto& w : take) {
+      bool final = w->deadline_ms <= now;
+      Try(std::move(w), final);
+    }
+    lock.lock();
+  }
+}
+
+void Inbox::Shutdown() {
+  std::vector<std::shared_ptr<Waiter>> all;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+    for (auto& [id, ws] : parked_) {
+      for (auto& w : ws) all.push_back(std::move(w));
+    }
+    parked_.clear();
+    count_ = 0;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+  for (auto& w : all) {
+    std::lock_guard wl(w->mu);
+    if (!w->done && w->attempt(true)) w->done = true;
+  }
+}
+
+}  // namespace triggers::api
