@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all bootstrap build run test test-asan bench-ingest bench-delivery format clean
+.PHONY: all bootstrap build run test test-asan bench-ingest bench-delivery bench-pull format clean
 
 all: build
 
@@ -28,6 +28,9 @@ test-asan: bootstrap
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTRIGGERS_SANITIZE=ON
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 1
+
+bench-pull: build
+	bash bench/pull.sh
 
 bench-delivery: build
 	bash bench/delivery.sh

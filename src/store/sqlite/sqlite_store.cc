@@ -252,6 +252,13 @@ const char kSubCols[] =
 const char kDeliveryCols[] =
     "id,tenant,event_id,subscription_id,status,attempts,next_attempt_at,last_error,"
     "last_status_code,created_at,updated_at";
+// For a pull message `attempts` counts receives, which max_receives limits: a
+// retried or replayed one starts counting again. A push delivery keeps its
+// count (its retry schedule continues where it stopped).
+#define PULL_RECEIVES_RESET                                                              \
+  "CASE WHEN (SELECT kind FROM subscriptions s WHERE s.id=deliveries.subscription_id)=" \
+  "'pull' THEN 0 ELSE attempts END"
+
 const char kGetIdem[] =
     "SELECT body_hash, event_id, created_at FROM idempotency WHERE tenant=? AND key=?";
 const char kPutIdem[] =
@@ -629,8 +636,8 @@ class SqliteStore final : public Store {
       return Status::Conflict("the delivery is " + status + " already");
     }
     PREPARE_OR_RETURN(st, writer_,
-                      "UPDATE deliveries SET status='pending', next_attempt_at=?1, updated_at=?1 "
-                      "WHERE id=?2");
+                      "UPDATE deliveries SET status='pending', next_attempt_at=?1, updated_at=?1, "
+                      "attempts=" PULL_RECEIVES_RESET " WHERE id=?2");
     st.Bind(1, now_ms).Bind(2, id);
     if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "retry delivery");
     return Status::Ok();
@@ -641,9 +648,9 @@ class SqliteStore final : public Store {
                               int64_t now_ms) override {
     std::lock_guard lock(write_mu_);
     PREPARE_OR_RETURN(st, writer_,
-                      "UPDATE deliveries SET status='pending', next_attempt_at=?1, updated_at=?1 "
-                      "WHERE tenant=?2 AND subscription_id=?3 AND status='dead' AND event_id>=?4 "
-                      "AND event_id<=?5");
+                      "UPDATE deliveries SET status='pending', next_attempt_at=?1, updated_at=?1, "
+                      "attempts=" PULL_RECEIVES_RESET " WHERE tenant=?2 AND subscription_id=?3 AND "
+                      "status='dead' AND event_id>=?4 AND event_id<=?5");
     st.Bind(1, now_ms).Bind(2, tenant).Bind(3, sub_id).Bind(4, min_id).Bind(5, max_id);
     if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "requeue dead");
     return static_cast<int64_t>(sqlite3_changes(writer_.db()));
