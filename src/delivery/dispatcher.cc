@@ -49,8 +49,10 @@ void Dispatcher::Run() {
     bool stopping;
     {
       std::unique_lock lock(mu_);
+      // While draining (stop_deadline set) only outcomes end the wait:
+      // `stopping_` stays true and would otherwise make this loop spin.
       cv_.wait_for(lock, std::chrono::milliseconds(opts_.poll_interval_ms),
-                   [&] { return wake_ || stopping_ || !done_.empty(); });
+                   [&] { return !done_.empty() || (stop_deadline == 0 && (wake_ || stopping_)); });
       wake_ = false;
       stopping = stopping_;
       outcomes.swap(done_);

@@ -255,7 +255,7 @@ const char kDeliveryCols[] =
 // For a pull message `attempts` counts receives, which max_receives limits: a
 // retried or replayed one starts counting again. A push delivery keeps its
 // count (its retry schedule continues where it stopped).
-#define PULL_RECEIVES_RESET                                                              \
+#define PULL_RECEIVES_RESET                                                             \
   "CASE WHEN (SELECT kind FROM subscriptions s WHERE s.id=deliveries.subscription_id)=" \
   "'pull' THEN 0 ELSE attempts END"
 
@@ -649,7 +649,8 @@ class SqliteStore final : public Store {
     std::lock_guard lock(write_mu_);
     PREPARE_OR_RETURN(st, writer_,
                       "UPDATE deliveries SET status='pending', next_attempt_at=?1, updated_at=?1, "
-                      "attempts=" PULL_RECEIVES_RESET " WHERE tenant=?2 AND subscription_id=?3 AND "
+                      "attempts=" PULL_RECEIVES_RESET
+                      " WHERE tenant=?2 AND subscription_id=?3 AND "
                       "status='dead' AND event_id>=?4 AND event_id<=?5");
     st.Bind(1, now_ms).Bind(2, tenant).Bind(3, sub_id).Bind(4, min_id).Bind(5, max_id);
     if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "requeue dead");
