@@ -75,7 +75,8 @@ class Store {
   // Deletes events received before `events_before_ms` and idempotency records
   // created before `idempotency_before_ms`, in bounded chunks. Returns the
   // number of events deleted.
-  virtual Result<int64_t> Purge(int64_t events_before_ms, int64_t idempotency_before_ms) = 0;
+  virtual Result<int64_t> Purge(int64_t events_before_ms, int64_t idempotency_before_ms,
+                                int64_t now_ms) = 0;
 
   // --- subscriptions (SPEC 5) -------------------------------------------------
   virtual Status CreateSubscription(const Subscription& sub) = 0;

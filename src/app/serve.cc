@@ -114,7 +114,7 @@ class Maintenance {
       subs_->Refresh();
       if (std::chrono::steady_clock::now() >= next_purge) {
         int64_t now = SystemClock()->NowMs();
-        auto r = store_->Purge(now - cfg_.retention_ms, now - 24LL * 3600 * 1000);
+        auto r = store_->Purge(now - cfg_.retention_ms, now - 24LL * 3600 * 1000, now);
         if (!r.ok()) {
           obs::LogLine(obs::Level::kWarn, "retention purge failed")
               .Str("error", r.status().message())
@@ -149,6 +149,11 @@ int RunServe(Config& cfg) {
     std::fprintf(stderr, "triggers: %s\n", s.message().c_str());
     return 2;
   }
+  auto schedule = delivery::RetrySchedule::Parse(cfg.retry_schedule);
+  if (!schedule.ok()) {
+    std::fprintf(stderr, "triggers: --retry-schedule: %s\n", schedule.status().message().c_str());
+    return 2;
+  }
   obs::Level level;
   obs::ParseLevel(cfg.log_level, &level);
   obs::SetLogLevel(level);
@@ -171,12 +176,6 @@ int RunServe(Config& cfg) {
     return 1;
   }
 
-  auto schedule = delivery::RetrySchedule::Parse(cfg.retry_schedule);
-  if (!schedule.ok()) {
-    std::fprintf(stderr, "triggers: --retry-schedule: %s\n", schedule.status().message().c_str());
-    obs::StopAsyncLogging();
-    return 2;
-  }
   api::KeyCache keys(st.get(), SystemClock(), admin, cfg.rate_limit_per_key);
   delivery::SubscriptionCache subscriptions(st.get(), SystemClock());
   if (Status s = subscriptions.LoadAll(); !s.ok()) {

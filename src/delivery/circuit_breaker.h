@@ -74,6 +74,8 @@ class TokenBucket {
   bool TryTake(int64_t now_ns);
   // The earliest time >= now_ns at which TryTake will succeed.
   int64_t NextAvailableNs(int64_t now_ns) const;
+  // Gives back `n` tokens taken but not used.
+  void Refund(int n) { tat_ns_ -= static_cast<int64_t>(n) * interval_ns_; }
 
  private:
   bool unlimited_ = false;

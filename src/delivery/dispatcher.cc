@@ -89,15 +89,18 @@ void Dispatcher::LeaseAndSend(int64_t now) {
     SubState& st = states_[sub_id];
     int capacity = sub->sub.max_in_flight - st.in_flight;
     if (capacity <= 0) continue;
-    if (!st.breaker.AllowRequest(now)) continue;
-    if (st.breaker.state(now) == CircuitBreaker::State::kHalfOpen) capacity = 1;
+    // The breaker: closed -> go; open -> wait; half-open -> one probe, taken
+    // only once there is a delivery to probe with.
+    const auto breaker = st.breaker.state(now);
+    if (breaker == CircuitBreaker::State::kOpen) continue;
+    if (breaker == CircuitBreaker::State::kHalfOpen) capacity = 1;
+    int tokens = 0;
     if (sub->sub.rate_limit_per_s > 0) {
       if (!st.bucket || st.bucket_rate != sub->sub.rate_limit_per_s) {
         st.bucket = std::make_unique<TokenBucket>(sub->sub.rate_limit_per_s,
                                                   std::max(1.0, sub->sub.rate_limit_per_s));
         st.bucket_rate = sub->sub.rate_limit_per_s;
       }
-      int tokens = 0;
       while (tokens < capacity && st.bucket->TryTake(clock_->MonoNs())) ++tokens;
       capacity = tokens;
       if (capacity == 0) continue;
@@ -106,7 +109,15 @@ void Dispatcher::LeaseAndSend(int64_t now) {
     // The lease outlives the attempt: a node that dies loses it after this.
     int64_t lease_until = now + opts_.delivery_timeout_ms + 5'000;
     auto leased = store_->LeaseDue(sub_id, now, capacity, lease_until);
-    if (!leased.ok()) continue;
+    const int got = leased.ok() ? static_cast<int>(leased->size()) : 0;
+    if (st.bucket && tokens > got) st.bucket->Refund(tokens - got);  // unused tokens go back
+    if (got == 0) continue;
+    if (!st.breaker.AllowRequest(now)) {  // the probe went elsewhere meanwhile: give the lease back
+      std::vector<std::string> ids;
+      for (const auto& w : leased.value()) ids.push_back(w.delivery.id);
+      store_->ReleaseLeases(ids, now);
+      continue;
+    }
     for (auto& work : leased.value()) Send(*sub, std::move(work));
   }
 }

@@ -34,7 +34,7 @@ class FakeStore : public store::Store {
                                       const store::ListOptions&) override {
     return store::EventPage{};
   }
-  Result<int64_t> Purge(int64_t, int64_t) override { return int64_t{0}; }
+  Result<int64_t> Purge(int64_t, int64_t, int64_t) override { return int64_t{0}; }
   Status CreateSubscription(const Subscription&) override { return Status::Ok(); }
   Result<Subscription> GetSubscription(const std::string&, const std::string&) override {
     return Status::NotFound("fake");

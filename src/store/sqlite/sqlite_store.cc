@@ -419,7 +419,7 @@ class SqliteStore final : public Store {
     return page;
   }
 
-  Result<int64_t> Purge(int64_t events_before_ms, int64_t idem_before_ms) override {
+  Result<int64_t> Purge(int64_t events_before_ms, int64_t idem_before_ms, int64_t now_ms) override {
     int64_t deleted = 0;
     // Rows are appended in received_at order, so the expired ones are a prefix
     // by seq: delete it in chunks, each its own short transaction.
@@ -457,6 +457,14 @@ class SqliteStore final : public Store {
                         "DELETE FROM deliveries WHERE next_attempt_at IS NULL AND updated_at<?");
       dd.Bind(1, events_before_ms);
       if (dd.Step() != SQLITE_DONE) return SqlError(writer_.db(), "purge deliveries");
+      // Unfinished deliveries whose event is gone can never be sent: dead.
+      PREPARE_OR_RETURN(orphan, writer_,
+                        "UPDATE deliveries SET status='dead', next_attempt_at=NULL, receipt=NULL, "
+                        "last_error='the event was purged by retention', updated_at=?1 WHERE "
+                        "next_attempt_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM events e WHERE "
+                        "e.tenant=deliveries.tenant AND e.id=deliveries.event_id)");
+      orphan.Bind(1, now_ms);
+      if (orphan.Step() != SQLITE_DONE) return SqlError(writer_.db(), "purge orphans");
     }
     std::lock_guard lock(write_mu_);
     PREPARE_OR_RETURN(st, writer_, "DELETE FROM idempotency WHERE created_at<?");
@@ -626,12 +634,16 @@ class SqliteStore final : public Store {
 
   Status RetryDelivery(const std::string& tenant, const std::string& id, int64_t now_ms) override {
     std::lock_guard lock(write_mu_);
-    PREPARE_OR_RETURN(get, writer_, "SELECT status FROM deliveries WHERE id=? AND tenant=?");
+    PREPARE_OR_RETURN(
+        get, writer_,
+        "SELECT d.status, s.deleted_at IS NULL AND s.id IS NOT NULL FROM deliveries d "
+        "LEFT JOIN subscriptions s ON s.id=d.subscription_id WHERE d.id=? AND d.tenant=?");
     get.Bind(1, id).Bind(2, tenant);
     int rc = get.Step();
     if (rc == SQLITE_DONE) return Status::NotFound("delivery not found");
     if (rc != SQLITE_ROW) return SqlError(writer_.db(), "retry delivery");
     std::string status = get.Text(0);
+    if (get.Int(1) == 0) return Status::Conflict("the delivery's subscription was deleted");
     if (status == kDeliveryPending || status == kDeliveryInFlight) {
       return Status::Conflict("the delivery is " + status + " already");
     }
