@@ -166,6 +166,13 @@ class Store {
   // state, due now (shutdown).
   virtual Status ReleaseLeases(const std::vector<std::string>& delivery_ids, int64_t now_ms) = 0;
 
+  // --- monitoring ------------------------------------------------------------
+  // Deliveries per state (every state listed, zeros included), and the
+  // next_attempt_at of the most overdue pending/retrying delivery (0: none due).
+  virtual Status DeliveryStats(int64_t now_ms,
+                               std::vector<std::pair<std::string, int64_t>>* by_state,
+                               int64_t* oldest_due_ms) = 0;
+
   // --- API keys -------------------------------------------------------------
   virtual Status CreateKey(const ApiKey& key) = 0;
   // NotFound when no key has this hash. Revoked keys are returned (revoked_at set).

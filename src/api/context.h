@@ -25,6 +25,7 @@ struct Context {
   std::function<bool(std::function<void()>)> run_blocking;
   delivery::SubscriptionCache* subscriptions = nullptr;
   bool allow_private_destinations = false;
+  bool metrics_require_admin = false;
   // Tells the delivery dispatcher that new work may be due (never blocks).
   std::function<void()> wake_dispatcher = [] {};
   class Inbox* inbox = nullptr;

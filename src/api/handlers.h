@@ -6,6 +6,7 @@
 namespace triggers::api {
 
 Response GetHealth(Context& ctx, const Call& call);
+Response GetMetrics(Context& ctx, const Call& call);
 
 Response PostKey(Context& ctx, const Call& call);
 Response ListKeys(Context& ctx, const Call& call);

@@ -12,6 +12,7 @@ enum class Access {
   kPublic,         // no key
   kTenant,         // a tenant key with `scope`; the admin key is refused (it has no tenant)
   kManageOrAdmin,  // the admin key, or a tenant key with `scope`
+  kMetrics,        // public, or admin only with --metrics-require-admin
 };
 
 struct Route {
@@ -26,6 +27,7 @@ struct Route {
 // Every route of the API. Literal patterns come before patterns with {id}.
 const Route kRoutes[] = {
     {"GET", "/health", Access::kPublic, 0, GetHealth, nullptr},
+    {"GET", "/metrics", Access::kMetrics, 0, GetMetrics, nullptr},
     {"POST", "/v1/keys", Access::kManageOrAdmin, kScopeManage, PostKey, nullptr},
     {"GET", "/v1/keys", Access::kManageOrAdmin, kScopeManage, ListKeys, nullptr},
     {"DELETE", "/v1/keys/{id}", Access::kManageOrAdmin, kScopeManage, DeleteKey, nullptr},
@@ -152,7 +154,8 @@ void Router::Handle(const Request& req, Respond respond) {
   call.req = &req;
   call.param = param;
   call.route = route.pattern;
-  if (route.access == Access::kPublic) {
+  if (route.access == Access::kPublic ||
+      (route.access == Access::kMetrics && !ctx_->metrics_require_admin)) {
     static const auto kAnonymous = std::make_shared<const Principal>();
     call.who = kAnonymous;
     return Authorized(req, std::move(call), found, std::move(respond));
@@ -204,13 +207,17 @@ void Router::Handle(const Request& req, Respond respond) {
 void Router::Authorized(const Request& req, Call call, int index, Respond respond) {
   const Route& route = kRoutes[index];
   const std::string& rid = req.request_id;
+  if (route.access == Access::kMetrics && !call.who->admin && ctx_->metrics_require_admin) {
+    return respond(ErrorResponse(403, "forbidden", "/metrics requires the admin key", rid));
+  }
   if (route.access == Access::kTenant && call.who->admin) {
     return respond(ErrorResponse(403, "forbidden",
                                  "the admin key has no tenant; use a tenant key with the '" +
                                      std::string(ScopeName(route.scope)) + "' scope",
                                  rid));
   }
-  if (route.access != Access::kPublic && !call.who->admin && !(call.who->scopes & route.scope)) {
+  if (route.access != Access::kPublic && route.access != Access::kMetrics && !call.who->admin &&
+      !(call.who->scopes & route.scope)) {
     return respond(ErrorResponse(
         403, "forbidden", "this key lacks the '" + std::string(ScopeName(route.scope)) + "' scope",
         rid));

@@ -28,6 +28,7 @@ struct Config {
   std::string delivery_timeout = "15s";
   std::string retry_schedule = "5s,30s,2m,10m,30m,1h,3h,6h,12h";
   bool allow_private_destinations = false;
+  bool metrics_require_admin = false;
 
   // Derived by Validate().
   std::string host;

@@ -49,6 +49,10 @@ int main(int argc, char** argv) {
       ->add_flag("--allow-private-destinations", cfg.allow_private_destinations,
                  "allow webhook URLs on loopback/private/link-local addresses (development, tests)")
       ->envname("TRIGGERS_ALLOW_PRIVATE_DESTINATIONS");
+  serve
+      ->add_flag("--metrics-require-admin", cfg.metrics_require_admin,
+                 "serve /metrics to the admin key only")
+      ->envname("TRIGGERS_METRICS_REQUIRE_ADMIN");
 
   CLI::App* keys_cmd = app.add_subcommand("keys", "manage API keys offline, on the store");
   keys_cmd->require_subcommand(1);

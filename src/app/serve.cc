@@ -210,6 +210,7 @@ int RunServe(Config& cfg) {
   ctx.keys = &keys;
   ctx.subscriptions = &subscriptions;
   ctx.allow_private_destinations = cfg.allow_private_destinations;
+  ctx.metrics_require_admin = cfg.metrics_require_admin;
   ctx.wake_dispatcher = [&dispatcher] { dispatcher.Wake(); };
   ctx.clock = SystemClock();
   ctx.start_ms = SystemClock()->NowMs();

@@ -5,6 +5,7 @@
 #include "core/event_json.h"
 #include "core/webhook_signing.h"
 #include "obs/logger.h"
+#include "obs/metrics.h"
 
 namespace triggers::delivery {
 namespace {
@@ -196,6 +197,12 @@ void Dispatcher::RecordOutcomes(std::vector<Outcome>& outcomes, int64_t now) {
         r.status = kDeliveryRetrying;
         r.next_attempt_at_ms = now + *delay;
       }
+    }
+    obs::Metrics::Get().DeliveryAttempt(ok ? "success" : "failure",
+                                        static_cast<double>(o.http.latency_ms) / 1000.0);
+    if (ok) {
+      obs::Metrics::Get().IngestToDelivery(
+          static_cast<double>(o.at_ms - o.work.event.received_at_ms) / 1000.0);
     }
     obs::LogLine(ok ? obs::Level::kInfo : obs::Level::kWarn, "delivery attempt")
         .Str("delivery_id", d.id)

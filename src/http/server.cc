@@ -15,6 +15,7 @@
 
 #include "core/ids.h"
 #include "obs/logger.h"
+#include "obs/metrics.h"
 #include "triggers/clock.h"
 
 namespace triggers::http {
@@ -272,6 +273,7 @@ class Session : public std::enable_shared_from_this<Session> {
       line.Str("tenant", r.tenant);
     }
     line.Emit();
+    obs::Metrics::Get().HttpRequest(r.route, r.status, latency_ms / 1000.0);
 
     stream_.expires_after(std::chrono::milliseconds(srv_->opts.request_timeout_ms));
     bhttp::async_write(stream_, res,

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/ids.h"
+#include "obs/metrics.h"
 
 namespace triggers::store {
 
@@ -85,7 +86,23 @@ void IngestWriter::Run() {
     }
     const int64_t t0 = clock_->MonoNs();
     Status s = store_->CommitIngest(items, now, opts_.idempotency_window_ms);
-    commit_ns_.fetch_add(static_cast<uint64_t>(clock_->MonoNs() - t0), std::memory_order_relaxed);
+    const int64_t took_ns = clock_->MonoNs() - t0;
+    commit_ns_.fetch_add(static_cast<uint64_t>(took_ns), std::memory_order_relaxed);
+    if (s.ok()) {
+      obs::Metrics::Get().GroupCommit(items.size(), static_cast<double>(took_ns) / 1e9);
+      // Counted per tenant, in runs (a commit usually holds one or few tenants).
+      size_t i = 0;
+      while (i < items.size()) {
+        size_t j = i;
+        uint64_t created = 0;
+        while (j < items.size() && items[j]->event.tenant == items[i]->event.tenant) {
+          created += items[j]->outcome == IngestItem::Outcome::kCreated ? 1 : 0;
+          ++j;
+        }
+        if (created) obs::Metrics::Get().EventsIngested(items[i]->event.tenant, created);
+        i = j;
+      }
+    }
     if (s.ok() && !touched.empty() && opts_.on_deliveries) opts_.on_deliveries(touched);
     if (s.ok()) {
       commits_.fetch_add(1, std::memory_order_relaxed);

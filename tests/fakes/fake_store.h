@@ -86,6 +86,9 @@ class FakeStore : public store::Store {
     return std::vector<std::string>{};
   }
   Status ReleaseLeases(const std::vector<std::string>&, int64_t) override { return Status::Ok(); }
+  Status DeliveryStats(int64_t, std::vector<std::pair<std::string, int64_t>>*, int64_t*) override {
+    return Status::Ok();
+  }
   Status CreateKey(const ApiKey&) override { return Status::Ok(); }
   Result<ApiKey> FindKeyByHash(const std::string&) override { return Status::NotFound("fake"); }
   Result<std::vector<ApiKey>> ListKeys(const std::string&, const store::ListOptions&) override {

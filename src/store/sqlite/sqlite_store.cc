@@ -831,6 +831,35 @@ class SqliteStore final : public Store {
     return s;
   }
 
+  Status DeliveryStats(int64_t now_ms, std::vector<std::pair<std::string, int64_t>>* by_state,
+                       int64_t* oldest_due_ms) override {
+    auto r = Reader();
+    if (!r.conn) return r.status;
+    for (const char* st : {kDeliveryPending, kDeliveryInFlight, kDeliverySucceeded,
+                           kDeliveryRetrying, kDeliveryDead}) {
+      by_state->emplace_back(st, 0);
+    }
+    {
+      PREPARE_OR_RETURN(st, *r.conn, "SELECT status, count(*) FROM deliveries GROUP BY status");
+      int rc;
+      while ((rc = st.Step()) == SQLITE_ROW) {
+        for (auto& [name, n] : *by_state) {
+          if (name == st.Text(0)) n = st.Int(1);
+        }
+      }
+      if (rc != SQLITE_DONE) return SqlError(r.conn->db(), "delivery stats");
+    }
+    PREPARE_OR_RETURN(
+        st, *r.conn,
+        "SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL "
+        "AND status IN ('pending','retrying') AND next_attempt_at<=?");
+    st.Bind(1, now_ms);
+    int rc = st.Step();
+    if (rc != SQLITE_ROW) return SqlError(r.conn->db(), "oldest due");
+    *oldest_due_ms = st.IsNull(0) ? 0 : st.Int(0);
+    return Status::Ok();
+  }
+
   Status CreateKey(const ApiKey& k) override {
     std::lock_guard lock(write_mu_);
     PREPARE_OR_RETURN(st, writer_,

@@ -1,0 +1,39 @@
+// Metrics in the Prometheus text exposition format (SPEC 7). Recording is
+// cheap and never takes a lock shared by all requests: each thread records
+// into its own shard (a mutex only the scrape ever contends), and a scrape
+// merges the shards. Label values must have bounded cardinality (route
+// patterns, status codes, tenants, fixed outcome names).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace triggers::obs {
+
+class Metrics {
+ public:
+  static Metrics& Get();
+
+  void HttpRequest(std::string_view route, int status, double seconds);
+  void EventsIngested(std::string_view tenant, uint64_t n);
+  // outcome: "success" or "failure".
+  void DeliveryAttempt(std::string_view outcome, double seconds);
+  void IngestToDelivery(double seconds);
+  // One group commit: its size in events and how long the store took.
+  void GroupCommit(uint64_t events, double seconds);
+
+  // The whole exposition; `extra` appends families computed at scrape time
+  // (gauges read from the store).
+  std::string Render(const std::function<void(std::string&)>& extra) const;
+};
+
+// Appends one gauge family (HELP, TYPE and the samples) to `out`.
+void AppendGauge(std::string& out, std::string_view name, std::string_view help,
+                 const std::vector<std::pair<std::string, double>>& labelled,
+                 std::string_view label_name);
+
+}  // namespace triggers::obs
