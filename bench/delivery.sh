@@ -6,63 +6,17 @@
 # deliveries/s (events delivered / time from first ingest to last delivery)
 # and the latency from `received_at` to the end of the successful attempt
 # (p50/p99), read from the store with sqlite3 after a clean shutdown.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-SHARED=${SHARED:-$ROOT/../shared/bench}
+source "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-16}
 MAX_IN_FLIGHT=${MAX_IN_FLIGHT:-64}
-BIN=${TRIGGERS_BIN:-$ROOT/build/triggers}
-WORK=$(mktemp -d /tmp/triggers-bench-delivery.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() {
-  for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
-  echo "bench: $1 did not come up" >&2; return 1
-}
-
-NPORT=$(free_port)
-mkdir -p "$WORK/nginx"
-cat > "$WORK/nginx/nginx.conf" <<NGX
-worker_processes 1;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body;
-  client_max_body_size 1m;
-  client_body_buffer_size 64k;
-  server { listen 127.0.0.1:$NPORT; location / { return 200 'ok'; } }
-}
-NGX
-nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" 2>"$WORK/nginx/stderr" &
-PIDS+=($!)
-
-TPORT=$(free_port)
-ADMIN=trg_benchadmin$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-TRIGGERS_ADMIN_KEY=$ADMIN "$BIN" serve --listen 127.0.0.1:$TPORT --data-dir "$WORK/data" \
-  --allow-private-destinations ${TRIGGERS_ARGS:-} 2>"$WORK/triggers.log" &
-TPID=$!
-PIDS+=($TPID)
-wait_http "http://127.0.0.1:$NPORT/"
-wait_http "http://127.0.0.1:$TPORT/health"
-B="http://127.0.0.1:$TPORT"
-KEY=$(curl -s -X POST -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' \
-  -d '{"tenant":"bench","scopes":["ingest","read","manage"]}' "$B/v1/keys" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+start_nginx 200 ok
+start_triggers --allow-private-destinations
+KEY=$(make_key '["ingest","read","manage"]')
 curl -s -o /dev/null -X POST -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
   -d "{\"url\":\"http://127.0.0.1:$NPORT/hook\",\"max_in_flight\":$MAX_IN_FLIGHT}" "$B/v1/subscriptions"
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+machine_line
 echo "ingest: wrk -t2 -c$CONNS -d$DURATION (1 KiB event), one subscription -> nginx return 200, max_in_flight $MAX_IN_FLIGHT"
 API_KEY=$KEY wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$SHARED/post_event.lua" "$B/v1/events" |
   grep '^rps=' | sed 's/^/ingest (while delivering) /'

@@ -179,6 +179,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     request_id_ = core::NewId("req_", SystemClock()->NowMs());
     keep_alive_req_ = false;
+    // The views of the previous request point into a parser that is gone.
+    req_ = api::Request{};
     if (ec == bhttp::error::body_limit) {
       return Write(api::ErrorResponse(
           413, "payload_too_large",

@@ -360,13 +360,10 @@ class SqliteStore final : public Store {
     std::lock_guard lock(write_mu_);
     if (!durable_) EndBookkeeping();
     if (!durable_) return Status::Unavailable("store: cannot restore synchronous=FULL");
-    if (Status s = writer_.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-    Status s = WriteItems(items, now_ms, window_ms);
     // Durability: COMMIT returns only after the WAL is fsync'd (synchronous=FULL);
     // the caller answers 2xx only after this returns Ok.
-    if (s.ok()) s = writer_.Exec("COMMIT");
+    Status s = WriteTxn(false, [&] { return WriteItems(items, now_ms, window_ms); });
     if (!s.ok()) {
-      writer_.Exec("ROLLBACK");
       for (auto* it : items) it->outcome = IngestItem::Outcome::kPending;
     }
     return s;
@@ -553,8 +550,7 @@ class SqliteStore final : public Store {
   Status DeleteSubscription(const std::string& tenant, const std::string& id,
                             int64_t now_ms) override {
     std::lock_guard lock(write_mu_);
-    if (Status s = writer_.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-    Status s = [&]() -> Status {
+    Status s = WriteTxn(false, [&]() -> Status {
       PREPARE_OR_RETURN(st, writer_,
                         "UPDATE subscriptions SET deleted_at=?1, updated_at=?1 WHERE id=?2 AND "
                         "tenant=?3 AND deleted_at IS NULL");
@@ -567,9 +563,7 @@ class SqliteStore final : public Store {
       dd.Bind(1, id);
       if (dd.Step() != SQLITE_DONE) return SqlError(writer_.db(), "delete deliveries");
       return Status::Ok();
-    }();
-    if (s.ok()) s = writer_.Exec("COMMIT");
-    if (!s.ok()) writer_.Exec("ROLLBACK");
+    });
     return s;
   }
 
@@ -674,9 +668,8 @@ class SqliteStore final : public Store {
                                           int64_t now_ms) override {
     if (events.empty()) return int64_t{0};
     std::lock_guard lock(write_mu_);
-    if (Status s = writer_.Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
     int64_t created = 0;
-    Status s = [&]() -> Status {
+    Status s = WriteTxn(false, [&]() -> Status {
       for (const auto& ev : events) {
         PREPARE_OR_RETURN(
             ins, writer_,
@@ -690,12 +683,8 @@ class SqliteStore final : public Store {
         created += sqlite3_changes(writer_.db());
       }
       return Status::Ok();
-    }();
-    if (s.ok()) s = writer_.Exec("COMMIT");
-    if (!s.ok()) {
-      writer_.Exec("ROLLBACK");
-      return s;
-    }
+    });
+    if (!s.ok()) return s;
     return created;
   }
 
@@ -713,9 +702,8 @@ class SqliteStore final : public Store {
                                             const std::vector<std::string>& receipts, bool ack,
                                             int64_t visible_at_ms, int64_t now_ms) override {
     std::lock_guard lock(write_mu_);
-    if (Status s = BeginBookkeeping(); !s.ok()) return s;
     std::vector<ReceiptResult> out;
-    Status s = [&]() -> Status {
+    Status s = WriteTxn(true, [&]() -> Status {
       for (const auto& receipt : receipts) {
         ReceiptResult rr;
         rr.receipt = receipt;
@@ -750,10 +738,7 @@ class SqliteStore final : public Store {
         out.push_back(std::move(rr));
       }
       return Status::Ok();
-    }();
-    if (s.ok()) s = writer_.Exec("COMMIT");
-    if (!s.ok()) writer_.Exec("ROLLBACK");
-    EndBookkeeping();
+    });
     if (!s.ok()) return s;
     return out;
   }
@@ -761,8 +746,7 @@ class SqliteStore final : public Store {
   Status RecordAttempts(const std::vector<AttemptResult>& results, int64_t now_ms) override {
     if (results.empty()) return Status::Ok();
     std::lock_guard lock(write_mu_);
-    if (Status s = BeginBookkeeping(); !s.ok()) return s;
-    Status s = [&]() -> Status {
+    Status s = WriteTxn(true, [&]() -> Status {
       for (const auto& r : results) {
         {
           PREPARE_OR_RETURN(ins, writer_,
@@ -789,10 +773,7 @@ class SqliteStore final : public Store {
         if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "record attempt");
       }
       return Status::Ok();
-    }();
-    if (s.ok()) s = writer_.Exec("COMMIT");
-    if (!s.ok()) writer_.Exec("ROLLBACK");
-    EndBookkeeping();
+    });
     return s;
   }
 
@@ -813,8 +794,7 @@ class SqliteStore final : public Store {
   Status ReleaseLeases(const std::vector<std::string>& ids, int64_t now_ms) override {
     if (ids.empty()) return Status::Ok();
     std::lock_guard lock(write_mu_);
-    if (Status s = BeginBookkeeping(); !s.ok()) return s;
-    Status s = [&]() -> Status {
+    Status s = WriteTxn(true, [&]() -> Status {
       for (const auto& id : ids) {
         PREPARE_OR_RETURN(up, writer_,
                           "UPDATE deliveries SET status=CASE WHEN attempts=0 THEN 'pending' ELSE "
@@ -824,10 +804,7 @@ class SqliteStore final : public Store {
         if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "release");
       }
       return Status::Ok();
-    }();
-    if (s.ok()) s = writer_.Exec("COMMIT");
-    if (!s.ok()) writer_.Exec("ROLLBACK");
-    EndBookkeeping();
+    });
     return s;
   }
 
@@ -1018,9 +995,8 @@ class SqliteStore final : public Store {
   Result<std::vector<Leased>> Lease(const std::string& sub_id, int64_t now_ms, int max,
                                     int64_t lease_until_ms, int max_receives) {
     std::lock_guard lock(write_mu_);
-    if (Status s = BeginBookkeeping(); !s.ok()) return s;
     std::vector<Leased> out;
-    Status s = [&]() -> Status {
+    Status s = WriteTxn(true, [&]() -> Status {
       static const std::string sql = std::string(
           "SELECT d.id,d.tenant,d.event_id,d.subscription_id,d.status,d.attempts,"
           "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,"
@@ -1072,12 +1048,23 @@ class SqliteStore final : public Store {
         out.push_back(std::move(l));
       }
       return Status::Ok();
-    }();
-    if (s.ok()) s = writer_.Exec("COMMIT");
-    if (!s.ok()) writer_.Exec("ROLLBACK");
-    EndBookkeeping();
+    });
     if (!s.ok()) return s;
     return out;
+  }
+
+  // Runs `body` in one write transaction on the writer connection (the
+  // caller holds write_mu_): committed when it returns Ok, rolled back
+  // otherwise. `bookkeeping`: without its own fsync (see BeginBookkeeping).
+  template <typename F>
+  Status WriteTxn(bool bookkeeping, F&& body) {
+    Status s = bookkeeping ? BeginBookkeeping() : writer_.Exec("BEGIN IMMEDIATE");
+    if (!s.ok()) return s;
+    s = body();
+    if (s.ok()) s = writer_.Exec("COMMIT");
+    if (!s.ok()) writer_.Exec("ROLLBACK");
+    if (bookkeeping) EndBookkeeping();
+    return s;
   }
 
   static void BindSubscription(Stmt& st, const Subscription& s) {
