@@ -116,10 +116,11 @@ class Store {
                                       const std::string& min_event_id,
                                       const std::string& max_event_id, int64_t now_ms) = 0;
   // Replay "all": a pending delivery for each listed event that has none for
-  // this subscription yet (ids made with `new_id`). Returns how many.
+  // this subscription yet. `ordered`: they join their ordering key's sequence.
+  // Returns how many.
   virtual Result<int64_t> CreateMissingDeliveries(const std::string& tenant,
                                                   const std::string& subscription_id,
-                                                  const std::vector<Event>& events,
+                                                  const std::vector<Event>& events, bool ordered,
                                                   int64_t now_ms) = 0;
 
   // Work for the dispatcher: leases up to `max` due deliveries of one

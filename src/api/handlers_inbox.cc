@@ -131,9 +131,16 @@ void ReceiveMessages(Context& ctx, const Call& call, Respond respond) {
     Subscription sub;
     if (Status s = LoadPull(ctx, call, &sub); !s.ok()) return respond(StatusResponse(s, rid));
     // One receive; answers and returns true when it got messages or `final`.
+    // While the subscription is disabled its messages wait (SPEC 5).
     auto attempt = [&ctx, respond, rid, sub_id = sub.id, max, visibility_s,
                     max_receives = sub.max_receives](bool final) -> bool {
       const int64_t now = ctx.clock->NowMs();
+      auto current = ctx.subscriptions->Get(sub_id);
+      if (current && !current->sub.enabled) {
+        if (!final) return false;
+        respond(MessagesResponse({}));
+        return true;
+      }
       auto r = ctx.store->Receive(sub_id, now, static_cast<int>(max), now + visibility_s * 1000,
                                   max_receives);
       if (!r.ok()) {

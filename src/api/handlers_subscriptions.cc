@@ -444,7 +444,8 @@ Response ReplaySubscription(Context& ctx, const Call& call) {
         delivery::MatchOne(*compiled.value(), ev, &ids);
         if (!ids.empty()) matching.push_back(std::move(ev));
       }
-      auto c = ctx.store->CreateMissingDeliveries(call.who->tenant, sub.id, matching, now);
+      auto c =
+          ctx.store->CreateMissingDeliveries(call.who->tenant, sub.id, matching, sub.ordered, now);
       if (!c.ok()) return StatusResponse(c.status(), rid);
       created += c.value();
       if (past_end || !page->more || scanned >= kMaxScan) break;

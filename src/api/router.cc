@@ -145,6 +145,11 @@ void Router::Handle(const Request& req, Respond respond) {
     return respond(ErrorResponse(404, "not_found", "no such route", rid));
   }
   const Route& route = kRoutes[found];
+  // From here on every answer names its route in the access log and metrics.
+  respond = [respond = std::move(respond), pattern = route.pattern](Response&& r) {
+    if (r.route == "unmatched") r.route = pattern;
+    respond(std::move(r));
+  };
   if (ctx_->shutting_down.load(std::memory_order_relaxed)) {
     Response r = ErrorResponse(503, "unavailable", "the server is shutting down", rid);
     r.close = true;

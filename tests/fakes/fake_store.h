@@ -66,7 +66,7 @@ class FakeStore : public store::Store {
     return int64_t{0};
   }
   Result<int64_t> CreateMissingDeliveries(const std::string&, const std::string&,
-                                          const std::vector<Event>&, int64_t) override {
+                                          const std::vector<Event>&, bool, int64_t) override {
     return int64_t{0};
   }
   Result<std::vector<Leased>> LeaseDue(const std::string&, int64_t, int, int64_t) override {

@@ -242,6 +242,23 @@ class HostileTests(ServerTestCase):
         self.assertEqual((first.headers.get("x-request-id"), second.headers.get("x-request-id")),
                          ("p1", "p2"))
 
+    def test_parse_error_after_a_request_with_origin(self):
+        # A keep-alive request with an Origin, then one whose body is too large:
+        # the 413 must not read the previous request's (freed) headers.
+        srv = self.start_server(args=["--cors-origins", "http://a.example, http://b.example",
+                                      "--max-body", "1024"])
+        with RawConn(srv) as c:
+            c.send(b"GET /health HTTP/1.1\r\nHost: x\r\nOrigin: http://b.example\r\n\r\n")
+            first = c.read_response()
+            self.assertEqual(first.status, 200)
+            self.assertEqual(first.headers.get("access-control-allow-origin"), "http://b.example")
+            c.send(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: 999999\r\n\r\n{")
+            second = c.read_response()
+        self.assertEqual(second.status, 413)
+        self.assertNotIn("access-control-allow-origin", second.headers)
+        self.assertEqual(srv.request("GET", "/health").status, 200)
+
     def test_many_idle_connections(self):
         conns = []
         try:

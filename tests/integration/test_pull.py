@@ -486,6 +486,31 @@ class PullTest(ServerTestCase):
         self.assertEqual(self.c.ack(sub["id"], [by_id[b1]["receipt"], nxt[0]["receipt"]]),
                          ["acked", "acked"])
 
+    def test_disabled_pull_subscription_holds_its_messages(self):
+        sub = self.c.create_sub()
+        eid = self.c.ingest(data={"n": "held"})
+        r = self.srv.request("PATCH", "/v1/subscriptions/" + sub["id"], {"enabled": False},
+                             key=self.key)
+        self.assertEqual(r.status, 200, r.raw[:300])
+        self.assertEqual(self.c.receive(sub["id"]), [], "a disabled subscription handed out")
+        r = self.srv.request("PATCH", "/v1/subscriptions/" + sub["id"], {"enabled": True},
+                             key=self.key)
+        self.assertEqual(r.status, 200, r.raw[:300])
+        self.assertEqual([m["event"]["id"] for m in self.c.receive(sub["id"])], [eid])
+
+    def test_replay_all_keeps_the_order_of_an_ordered_subscription(self):
+        a1 = self.c.ingest(data={"n": "A1"}, ordering_key="A")
+        a2 = self.c.ingest(data={"n": "A2"}, ordering_key="A")
+        sub = self.c.create_sub(ordered=True)  # created after the events
+        r = self.srv.request("POST", "/v1/subscriptions/%s/replay" % sub["id"],
+                             {"status": "all"}, key=self.key)
+        self.assertEqual(r.status, 202, r.raw[:300])
+        self.assertEqual(r.json["created"], 2, r.raw[:300])
+        first = self.c.receive(sub["id"], max=10)
+        self.assertEqual([m["event"]["id"] for m in first], [a1], "replayed key A out of order")
+        self.assertEqual(self.c.ack(sub["id"], [first[0]["receipt"]]), ["acked"])
+        self.assertEqual([m["event"]["id"] for m in self.c.receive(sub["id"], max=10)], [a2])
+
     def test_ordered_pull_nack_keeps_order(self):
         sub = self.c.create_sub(ordered=True)
         a1 = self.c.ingest(data={"n": "A1"}, ordering_key="A")

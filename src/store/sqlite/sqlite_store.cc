@@ -664,7 +664,7 @@ class SqliteStore final : public Store {
   }
 
   Result<int64_t> CreateMissingDeliveries(const std::string& tenant, const std::string& sub_id,
-                                          const std::vector<Event>& events,
+                                          const std::vector<Event>& events, bool ordered,
                                           int64_t now_ms) override {
     if (events.empty()) return int64_t{0};
     std::lock_guard lock(write_mu_);
@@ -674,11 +674,13 @@ class SqliteStore final : public Store {
         PREPARE_OR_RETURN(
             ins, writer_,
             "INSERT INTO deliveries(id,tenant,event_id,subscription_id,status,"
-            "next_attempt_at,created_at,updated_at) SELECT ?1,?2,?3,?4,'pending',?5,?5,?5 "
+            "next_attempt_at,created_at,updated_at,ordering_key) SELECT ?1,?2,?3,?4,'pending',"
+            "?5,?5,?5,?6 "
             "WHERE NOT EXISTS (SELECT 1 FROM deliveries WHERE tenant=?2 AND "
             "event_id=?3 AND subscription_id=?4)");
         std::string id = core::NewId("dlv_", now_ms);
         ins.Bind(1, id).Bind(2, tenant).Bind(3, ev.id).Bind(4, sub_id).Bind(5, now_ms);
+        if (ordered) ins.Bind(6, ev.ordering_key ? std::string_view(*ev.ordering_key) : "");
         if (ins.Step() != SQLITE_DONE) return SqlError(writer_.db(), "replay insert");
         created += sqlite3_changes(writer_.db());
       }
