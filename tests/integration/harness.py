@@ -412,6 +412,8 @@ class Server:
                         missing = [f for f in ("time", "level", "msg") if f not in obj]
                         if missing:
                             problems.append("log line lacks %s: %s" % (missing, where))
+                if "whsec_" in text:
+                    problems.append("a webhook secret appears in the log: " + name)
                 leaked = {m for m in KEY_IN_TEXT_RE.findall(text) if m in KNOWN_SECRETS}
                 leaked |= {s for s in KNOWN_SECRETS if s in text}
                 if leaked:
