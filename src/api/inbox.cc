@@ -50,12 +50,28 @@ void Inbox::Try(std::shared_ptr<Waiter> w, bool final) {
       w->done = true;
       return;
     }
-    std::lock_guard lock(mu_);
-    parked_[w->subscription_id].push_back(w);
-    ++count_;
+    {
+      std::lock_guard lock(mu_);
+      if (!stopping_) {
+        parked_[w->subscription_id].push_back(w);
+        ++count_;
+        return;
+      }
+    }
+    // Shut down meanwhile: nobody would look at it again; answer now.
+    if (w->attempt(true)) w->done = true;
   };
   if (!run_blocking_(task)) {
-    // Pool saturated: answer now rather than lose the request.
+    // Pool saturated. Never work inline here (this may be the ingest writer's
+    // thread): park again for the next one-second pass; only a final attempt
+    // (shutdown or deadline) is answered here.
+    std::unique_lock lock(mu_);
+    if (!final && !stopping_) {
+      parked_[w->subscription_id].push_back(std::move(w));
+      ++count_;
+      return;
+    }
+    lock.unlock();
     std::lock_guard wl(w->mu);
     if (!w->done && w->attempt(true)) w->done = true;
   }

@@ -192,6 +192,16 @@ int RunServe(Config& cfg) {
   dopts.delivery_timeout_ms = cfg.delivery_timeout_ms;
   dopts.user_agent = sender_opts.user_agent;
   delivery::Dispatcher dispatcher(st.get(), &subscriptions, sender.get(), SystemClock(), dopts);
+  // On every way out, the dispatcher stops before the sender: the sender's
+  // last callbacks land in the dispatcher.
+  struct StopDelivery {
+    delivery::Dispatcher& dispatcher;
+    HttpSender& sender;
+    ~StopDelivery() {
+      dispatcher.Stop();
+      sender.Stop();
+    }
+  } stop_delivery{dispatcher, *sender};
   http::Server* server_ptr = nullptr;  // set below; the writer starts before the server
   store::IngestWriter::Options wo;
   // One post per commit to the I/O threads completes all of its requests.

@@ -124,6 +124,9 @@ void Dispatcher::LeaseAndSend(int64_t now) {
 }
 
 void Dispatcher::Send(const CompiledSubscription& sub, store::Store::Leased work) {
+  // Leased again while its attempt is still running here (the lease ran out
+  // first): that attempt's outcome settles it; do not count or send it twice.
+  if (leased_.count(work.delivery.id)) return;
   const int64_t now_ms = clock_->NowMs();
   HttpRequest req;
   req.url = *sub.sub.url;

@@ -64,7 +64,12 @@ void SubscriptionCache::Refresh() {
   for (const auto& id : deleted) Remove(id);
   for (const auto& sub : subs) {
     auto cur = Get(sub.id);
-    if (cur && cur->sub.updated_at_ms == sub.updated_at_ms) continue;
+    // Never replace a newer version (a PATCH on this node that raced this read).
+    if (cur && cur->sub.updated_at_ms >= sub.updated_at_ms) continue;
+    {
+      std::shared_lock lock(mu_);
+      if (removed_.count(sub.id)) continue;  // deleted on this node after the read
+    }
     auto c = CompileSubscription(sub);
     if (c.ok()) Upsert(std::move(c.value()));
   }
@@ -91,6 +96,8 @@ void SubscriptionCache::Upsert(std::shared_ptr<const CompiledSubscription> c) {
 
 void SubscriptionCache::Remove(const std::string& id) {
   std::unique_lock lock(mu_);
+  if (removed_.size() > 100000) removed_.clear();  // bounded; ids never come back anyway
+  removed_.insert(id);
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return;
   std::string tenant = it->second->sub.tenant;

@@ -13,6 +13,7 @@
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/event_pattern.h"
@@ -61,6 +62,7 @@ class SubscriptionCache {
   std::unordered_map<std::string, std::shared_ptr<const CompiledSubscription>> by_id_;
   std::unordered_map<std::string, std::shared_ptr<const TenantList>> by_tenant_;
   int64_t last_refresh_ms_ = 0;
+  std::unordered_set<std::string> removed_;  // deleted ids: a stale refresh must not revive them
 };
 
 }  // namespace triggers::delivery

@@ -90,7 +90,12 @@ struct Server::Impl {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket&& socket, Server::Impl* srv, int home)
-      : stream_(std::move(socket)), srv_(srv), home_(home) {}
+      : stream_(std::move(socket)),
+        srv_(srv),
+        home_(home),
+        // Bounded: Beast 1.81 does not limit a chunk-size line or the trailer,
+        // so without this a chunked body could grow the buffer without end.
+        buffer_(srv->opts.max_header + srv->opts.max_body + 64 * 1024) {}
 
   ~Session() {
     {
@@ -187,7 +192,7 @@ class Session : public std::enable_shared_from_this<Session> {
           "the body is larger than the limit of " + std::to_string(srv_->opts.max_body) + " bytes",
           request_id_));
     }
-    if (ec == bhttp::error::header_limit) {
+    if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow) {
       return Write(api::ErrorResponse(431, "request_header_too_large",
                                       "the header block is larger than 16 KiB", request_id_));
     }

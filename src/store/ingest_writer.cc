@@ -103,7 +103,6 @@ void IngestWriter::Run() {
         i = j;
       }
     }
-    if (s.ok() && !touched.empty() && opts_.on_deliveries) opts_.on_deliveries(touched);
     if (s.ok()) {
       commits_.fetch_add(1, std::memory_order_relaxed);
       items_.fetch_add(items.size(), std::memory_order_relaxed);
@@ -124,6 +123,9 @@ void IngestWriter::Run() {
       for (auto& b : work) b->done(s);
       work.clear();
     }
+    // After the replies: waking the dispatcher and parked receivers must never
+    // hold back a 202.
+    if (s.ok() && !touched.empty() && opts_.on_deliveries) opts_.on_deliveries(touched);
   }
 }
 

@@ -242,6 +242,28 @@ class HostileTests(ServerTestCase):
         self.assertEqual((first.headers.get("x-request-id"), second.headers.get("x-request-id")),
                          ("p1", "p2"))
 
+    def test_endless_chunk_size_line_is_cut_off(self):
+        # Beast 1.81 does not limit a chunk-size line: the read buffer's own
+        # bound must end it (4xx or close) long before the 10 s read timeout.
+        with RawConn(self.srv, timeout=8) as c:
+            c.send(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n1;")
+            start = time.monotonic()
+            try:
+                for _ in range(64):  # up to 4 MiB of one never-ending line
+                    c.send(b"a" * 65536)
+            except OSError:
+                pass  # the server closed the connection: what we want
+            try:
+                resp = c.read_response()
+            except OSError:
+                resp = None
+            self.assertLess(time.monotonic() - start, 8)
+            if resp is not None:
+                self.assertGreaterEqual(resp.status, 400)
+                self.assertLess(resp.status, 500)
+        self.assertEqual(self.srv.request("GET", "/health").status, 200)
+
     def test_parse_error_after_a_request_with_origin(self):
         # A keep-alive request with an Origin, then one whose body is too large:
         # the 413 must not read the previous request's (freed) headers.
