@@ -188,6 +188,11 @@ class CurlSender final : public HttpSender {
     } else if (status < 200 || status > 299) {
       o.error = "HTTP " + std::to_string(status);
     }
+    Complete(t, std::move(o));
+  }
+
+  // Frees the transfer and reports its outcome (sender thread only).
+  void Complete(Transfer* t, HttpOutcome o) {
     curl_multi_remove_handle(multi_, t->easy);
     curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->headers);
@@ -224,17 +229,9 @@ class CurlSender final : public HttpSender {
     // Shutting down: whatever is still in flight fails (the dispatcher
     // returns those leases).
     while (!live_.empty()) {
-      Transfer* t = live_.begin()->first;
-      curl_easy_setopt(t->easy, CURLOPT_PRIVATE, nullptr);
       HttpOutcome o;
       o.error = "shutting down";
-      curl_multi_remove_handle(multi_, t->easy);
-      curl_easy_cleanup(t->easy);
-      curl_slist_free_all(t->headers);
-      auto done = std::move(t->done);
-      live_.erase(t);
-      in_flight_.fetch_sub(1);
-      done(std::move(o));
+      Complete(live_.begin()->first, std::move(o));
     }
   }
 
