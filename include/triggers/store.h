@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -189,6 +190,16 @@ class Store {
   virtual Result<std::vector<std::string>> RevokedKeyHashesSince(int64_t since_ms) = 0;
   // True when an admin key row exists.
   virtual Result<bool> HasAdminKey() = 0;
+
+  // --- other nodes -------------------------------------------------------------
+  // `fn(subscription_ids)` is called (from a store thread) when another node
+  // (or this one) committed deliveries, so waiting workers look now instead of
+  // at their next poll. An empty list means "any subscription". Backends
+  // shared by several processes implement it (PostgreSQL: LISTEN/NOTIFY);
+  // the embedded store has one process and never calls it. Set before use.
+  virtual void SetWorkListener(std::function<void(const std::vector<std::string>&)> fn) {
+    (void)fn;
+  }
 };
 
 struct SqliteOptions {
@@ -199,5 +210,17 @@ struct SqliteOptions {
 
 // Opens (creating if needed) the database and applies pending migrations.
 Result<std::unique_ptr<Store>> OpenSqlite(const SqliteOptions& options);
+
+struct PostgresOptions {
+  std::string url;    // libpq connection string or postgresql:// URL
+  int pool_size = 8;  // connections for API reads and writes
+  int connect_timeout_s = 3;
+  bool listen = true;  // run the LISTEN connection (SetWorkListener)
+};
+
+// Connects, applies pending migrations under an advisory lock (several nodes
+// may start at once) and returns the store. Unavailable when the server
+// cannot be reached.
+Result<std::unique_ptr<Store>> OpenPostgres(const PostgresOptions& options);
 
 }  // namespace triggers::store

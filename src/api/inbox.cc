@@ -28,6 +28,13 @@ void Inbox::Notify(const std::vector<std::string>& sub_ids) {
   std::vector<std::shared_ptr<Waiter>> ready;
   {
     std::lock_guard lock(mu_);
+    if (sub_ids.empty()) {  // "any subscription" (another node, after a reconnect)
+      for (auto& [id, ws] : parked_) {
+        for (auto& w : ws) ready.push_back(std::move(w));
+      }
+      parked_.clear();
+      count_ = 0;
+    }
     for (const auto& id : sub_ids) {
       auto it = parked_.find(id);
       if (it == parked_.end()) continue;

@@ -32,6 +32,7 @@ class Inbox {
 
   // False when too many receivers are parked (the caller answers at once).
   bool Park(const std::string& subscription_id, int64_t deadline_ms, Attempt attempt);
+  // Retries the receivers parked on these subscriptions now (all when empty).
   void Notify(const std::vector<std::string>& subscription_ids);
   // Answers every parked receiver now (shutdown) and stops the timer thread.
   void Shutdown();

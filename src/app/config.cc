@@ -36,6 +36,12 @@ Status Config::Validate() {
   if (store != "sqlite" && store != "postgres") {
     return Status::Validation("--store must be sqlite or postgres");
   }
+  if (store == "postgres" && postgres_url.empty()) {
+    return Status::Validation("--store postgres needs --postgres-url postgresql://...");
+  }
+  if (postgres_pool < 1 || postgres_pool > 1000) {
+    return Status::Validation("--postgres-pool must be 1-1000");
+  }
   auto mb = core::ParseSizeBytes(max_body);
   if (!mb || *mb < 64 || *mb > (64LL << 20)) {
     return Status::Validation("--max-body: a size from 64 bytes to 64MiB, e.g. 262144 or 256KiB");

@@ -15,6 +15,7 @@ struct Config {
   std::string data_dir = "./data";
   std::string store = "sqlite";
   std::string postgres_url;
+  int postgres_pool = 8;
   int threads = 0;  // 0 = number of cores
   std::string max_body = "256KiB";
   int64_t max_connections = 10000;

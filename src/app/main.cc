@@ -19,6 +19,7 @@ void StoreFlags(CLI::App* app, triggers::app::Config& c) {
   Flag(app, "data-dir", c.data_dir, "directory of the embedded store");
   Flag(app, "store", c.store, "sqlite (embedded) or postgres");
   Flag(app, "postgres-url", c.postgres_url, "postgresql://... when --store postgres");
+  Flag(app, "postgres-pool", c.postgres_pool, "connections to PostgreSQL per node");
 }
 
 }  // namespace

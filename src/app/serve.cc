@@ -76,7 +76,10 @@ Status BootstrapAdminKey(store::Store* store, const Config& cfg, bool env_key) {
 
 Result<std::unique_ptr<store::Store>> OpenStore(Config& cfg) {
   if (cfg.store == "postgres") {
-    return Status::Validation("--store postgres is not available in this build yet");
+    store::PostgresOptions o;
+    o.url = cfg.postgres_url;
+    o.pool_size = cfg.postgres_pool;
+    return store::OpenPostgres(o);
   }
   std::error_code ec;
   std::filesystem::create_directories(cfg.data_dir, ec);
@@ -214,6 +217,11 @@ int RunServe(Config& cfg) {
     if (inbox_ptr) inbox_ptr->Notify(subs);
   };
   store::IngestWriter writer(st.get(), SystemClock(), wo);
+  // Other nodes' ingests (shared store): wake the same consumers.
+  st->SetWorkListener([&dispatcher, &inbox_ptr](const std::vector<std::string>& subs) {
+    dispatcher.Wake();
+    if (inbox_ptr) inbox_ptr->Notify(subs);
+  });
   api::Context ctx;
   ctx.store = st.get();
   ctx.writer = &writer;
