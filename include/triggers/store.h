@@ -174,6 +174,10 @@ class Store {
   virtual Status DeliveryStats(int64_t now_ms,
                                std::vector<std::pair<std::string, int64_t>>* by_state,
                                int64_t* oldest_due_ms) = 0;
+  // The same for one tenant's deliveries (the dashboard).
+  virtual Status TenantDeliveryStats(const std::string& tenant, int64_t now_ms,
+                                     std::vector<std::pair<std::string, int64_t>>* by_state,
+                                     int64_t* oldest_due_ms) = 0;
 
   // --- API keys -------------------------------------------------------------
   virtual Status CreateKey(const ApiKey& key) = 0;

@@ -29,6 +29,7 @@ struct Context {
   // Tells the delivery dispatcher that new work may be due (never blocks).
   std::function<void()> wake_dispatcher = [] {};
   class Inbox* inbox = nullptr;
+  class EventStream* event_stream = nullptr;  // live tail (GET /v1/events/stream)
   // Wakes parked pull receivers of these subscriptions.
   std::function<void(const std::vector<std::string>&)> inbox_notify = [](const auto&) {};
   std::atomic<bool> shutting_down{false};

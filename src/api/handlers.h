@@ -7,6 +7,8 @@ namespace triggers::api {
 
 Response GetHealth(Context& ctx, const Call& call);
 Response GetMetrics(Context& ctx, const Call& call);
+void GetUi(Context& ctx, const Call& call, Respond respond);
+void GetUiAsset(Context& ctx, const Call& call, Respond respond);
 
 Response PostKey(Context& ctx, const Call& call);
 Response ListKeys(Context& ctx, const Call& call);
@@ -16,6 +18,8 @@ void PostEvent(Context& ctx, const Call& call, Respond respond);
 void PostEventBatch(Context& ctx, const Call& call, Respond respond);
 Response ListEvents(Context& ctx, const Call& call);
 Response GetEvent(Context& ctx, const Call& call);
+void StreamEvents(Context& ctx, const Call& call, Respond respond);
+Response GetStats(Context& ctx, const Call& call);
 
 Response PostSubscription(Context& ctx, const Call& call);
 Response ListSubscriptions(Context& ctx, const Call& call);

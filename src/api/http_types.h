@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,12 +31,29 @@ struct Request {
   int home = 0;  // the I/O thread that owns the connection (for completions)
 };
 
+// The body of a streamed response (Server-Sent Events), written to by the
+// producer while the connection lasts. Thread safety: any thread.
+class StreamSink {
+ public:
+  virtual ~StreamSink() = default;
+  // Queues `data` (one chunk). False once the stream has ended: the client
+  // went away, the server is stopping, or the client reads too slowly (more
+  // than a bounded backlog is queued, then the stream is closed).
+  virtual bool Write(std::string data) = 0;
+  // Ends the stream and the connection.
+  virtual void Close() = 0;
+};
+
 struct Response {
   int status = 200;
   std::string body;
   std::string_view content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
   bool close = false;  // close the connection after this response
+  // When set: the status and headers go out with a chunked body that stays
+  // open; `stream` is then called (on the connection's I/O thread) with the
+  // sink that writes it. `body` is ignored.
+  std::function<void(std::shared_ptr<StreamSink>)> stream;
   // For the access log:
   std::string_view route = "unmatched";
   std::string tenant;

@@ -1,7 +1,9 @@
-// triggers: the command line. `serve`, `keys create|list|revoke`, `version`, `help`.
+// triggers: the command line. `serve`, `keys create|list|revoke`, `migrate-store`, `version`,
+// `help`.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "app/migrate_store.h"
 #include "app/serve.h"
 #include "triggers/version.h"
 
@@ -69,6 +71,25 @@ int main(int argc, char** argv) {
   StoreFlags(kr, cfg);
   kr->add_option("key_id", keys.key_id, "key_...")->required();
 
+  CLI::App* mig = app.add_subcommand(
+      "migrate-store",
+      "copy everything from the embedded SQLite store into an empty PostgreSQL database");
+  Flag(mig, "data-dir", cfg.data_dir, "directory of the embedded store (the source)");
+  Flag(mig, "postgres-url", cfg.postgres_url, "postgresql://... of the target (required)");
+  mig->footer(
+      "Stop `triggers serve` first: a store open in another process is refused. The SQLite store "
+      "is read, never changed; the copy is one PostgreSQL transaction (all or nothing) into a "
+      "database without Triggers data (its schema is created if missing). Then serve with "
+      "--store postgres, the same --postgres-url and the same --data-dir (admin.key stays "
+      "valid). Exit status: 0 copied, 1 failed (nothing copied), 2 bad flags.");
+
+  triggers::app::TailArgs tail;
+  CLI::App* tail_cmd = app.add_subcommand(
+      "tail", "print the events of a key's tenant as they arrive (one JSON per line)");
+  Flag(tail_cmd, "url", tail.url, "base URL of a triggers server");
+  Flag(tail_cmd, "key", tail.key, "an API key with the read scope (better: TRIGGERS_KEY)");
+  Flag(tail_cmd, "type", tail.type, "only event types matching this glob, e.g. order.*");
+
   CLI::App* version = app.add_subcommand("version", "print the version");
   CLI::App* help = app.add_subcommand("help", "print this help");
 
@@ -87,8 +108,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*serve) return triggers::app::RunServe(cfg);
+  if (*tail_cmd) return triggers::app::RunTail(tail);
   if (*kc) return triggers::app::RunKeysCreate(cfg, keys);
   if (*kl) return triggers::app::RunKeysList(cfg, keys);
   if (*kr) return triggers::app::RunKeysRevoke(cfg, keys);
+  if (*mig) return triggers::app::RunMigrateStore(cfg);
   return 2;
 }

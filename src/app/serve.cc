@@ -14,6 +14,7 @@
 
 #include "api/auth.h"
 #include "api/context.h"
+#include "api/event_stream.h"
 #include "api/inbox.h"
 #include "api/router.h"
 #include "core/crypto.h"
@@ -216,6 +217,15 @@ int RunServe(Config& cfg) {
     dispatcher.Wake();
     if (inbox_ptr) inbox_ptr->Notify(subs);
   };
+  api::EventStream event_stream;  // live tail; fed by the writer only while someone listens
+  wo.on_committed = [&event_stream](const std::vector<store::IngestItem*>& items) {
+    if (!event_stream.active()) return;
+    std::vector<Event> created;
+    for (const auto* it : items) {
+      if (it->outcome == store::IngestItem::Outcome::kCreated) created.push_back(it->event);
+    }
+    if (!created.empty()) event_stream.Publish(std::move(created));
+  };
   store::IngestWriter writer(st.get(), SystemClock(), wo);
   // Other nodes' ingests (shared store): wake the same consumers.
   st->SetWorkListener([&dispatcher, &inbox_ptr](const std::vector<std::string>& subs) {
@@ -252,6 +262,7 @@ int RunServe(Config& cfg) {
       [&server_ptr](std::function<void()> fn) { return server_ptr->RunBlocking(std::move(fn)); },
       SystemClock());
   ctx.inbox = &inbox;
+  ctx.event_stream = &event_stream;
   ctx.inbox_notify = [&inbox](const std::vector<std::string>& subs) { inbox.Notify(subs); };
   inbox_ptr = &inbox;
   http::Server server(so, &router, &ctx);
@@ -274,9 +285,10 @@ int RunServe(Config& cfg) {
       .Emit();
   {
     Maintenance maintenance(st.get(), &keys, &subscriptions, cfg);
-    server.Run([&ctx, &inbox] {
+    server.Run([&ctx, &inbox, &event_stream] {
       ctx.shutting_down.store(true);
-      inbox.Shutdown();  // parked receivers get their (empty) answer now
+      inbox.Shutdown();         // parked receivers get their (empty) answer now
+      event_stream.Shutdown();  // live tails end
     });
   }
   writer.Stop();

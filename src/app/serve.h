@@ -20,4 +20,12 @@ int RunKeysCreate(Config& config, const KeysArgs& args);
 int RunKeysList(Config& config, const KeysArgs& args);
 int RunKeysRevoke(Config& config, const KeysArgs& args);
 
+// `triggers tail`: prints the tenant's events as they are committed.
+struct TailArgs {
+  std::string url = "http://127.0.0.1:8080";
+  std::string key;
+  std::string type;  // a type glob; empty = every type
+};
+int RunTail(const TailArgs& args);
+
 }  // namespace triggers::app

@@ -4,6 +4,7 @@
 
 #include "core/event_json.h"
 #include "core/webhook_signing.h"
+#include "obs/activity.h"
 #include "obs/logger.h"
 #include "obs/metrics.h"
 
@@ -201,6 +202,8 @@ void Dispatcher::RecordOutcomes(std::vector<Outcome>& outcomes, int64_t now) {
         r.next_attempt_at_ms = now + *delay;
       }
     }
+    obs::Activity::Get().Attempted(d.tenant, d.subscription_id, ok, now);
+    obs::Activity::Get().Circuit(d.subscription_id, st.breaker.open_until_ms());
     obs::Metrics::Get().DeliveryAttempt(ok ? "success" : "failure",
                                         static_cast<double>(o.http.latency_ms) / 1000.0);
     if (ok) {

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -41,6 +42,66 @@ std::string_view Sv(beast::string_view s) { return {s.data(), s.size()}; }
 }  // namespace
 
 class Session;
+
+// The writer side of a streamed response: producers on any thread queue
+// chunks; the session's I/O thread writes them in order.
+class SinkImpl final : public api::StreamSink {
+ public:
+  static constexpr size_t kMaxBacklog = 1 << 20;  // a slower reader is dropped
+
+  SinkImpl(std::weak_ptr<Session> session, net::any_io_executor ex)
+      : session_(std::move(session)), ex_(std::move(ex)) {}
+
+  bool Write(std::string data) override {
+    std::lock_guard lock(mu_);
+    if (closed_) return false;
+    if (backlog_ + data.size() > kMaxBacklog) {
+      closed_ = true;  // the session sees it at its next pump and closes
+      ScheduleLocked();
+      return false;
+    }
+    backlog_ += data.size();
+    queue_.push_back(std::move(data));
+    ScheduleLocked();
+    return true;
+  }
+
+  void Close() override {
+    std::lock_guard lock(mu_);
+    if (closed_) return;
+    closed_ = true;
+    ScheduleLocked();
+  }
+
+  // Session side. Moves the queued chunks out; `*ended`: no more will come.
+  void Take(std::string* out, bool* ended) {
+    std::lock_guard lock(mu_);
+    scheduled_ = false;
+    for (auto& q : queue_) out->append(q);
+    queue_.clear();
+    *ended = closed_;
+  }
+  void Written(size_t n) {
+    std::lock_guard lock(mu_);
+    backlog_ -= std::min(backlog_, n);
+  }
+  void MarkClosed() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+    queue_.clear();
+  }
+
+ private:
+  void ScheduleLocked();
+
+  std::weak_ptr<Session> session_;
+  net::any_io_executor ex_;
+  std::mutex mu_;
+  std::vector<std::string> queue_;
+  size_t backlog_ = 0;
+  bool closed_ = false;
+  bool scheduled_ = false;
+};
 
 std::vector<std::unique_ptr<net::io_context>> MakeLoops(int n) {
   std::vector<std::unique_ptr<net::io_context>> loops;
@@ -235,10 +296,24 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write(api::Response&& r) {
+    if (r.stream) return StartStream(std::move(r));
     res_.emplace();
     auto& res = *res_;
     res.version(11);
     res.result(static_cast<unsigned>(r.status));
+    SetCommonHeaders(res, r);
+    res.body() = std::move(r.body);
+    keep_alive_ = keep_alive_req_ && !r.close && !srv_->stopping.load();
+    res.keep_alive(keep_alive_);
+    res.prepare_payload();
+    LogRequest(r);
+    stream_.expires_after(std::chrono::milliseconds(srv_->opts.request_timeout_ms));
+    bhttp::async_write(stream_, res,
+                       beast::bind_front_handler(&Session::OnWrite, shared_from_this()));
+  }
+
+  template <typename Message>
+  void SetCommonHeaders(Message& res, const api::Response& r) {
     res.set(bhttp::field::server, "triggers");
     if (r.status != 204) res.set(bhttp::field::content_type, r.content_type);
     res.set("X-Request-Id", request_id_);
@@ -262,11 +337,9 @@ class Session : public std::enable_shared_from_this<Session> {
       res.set(bhttp::field::vary, "Origin");
     }
     for (auto& [k, v] : r.headers) res.set(k, v);
-    res.body() = std::move(r.body);
-    keep_alive_ = keep_alive_req_ && !r.close && !srv_->stopping.load();
-    res.keep_alive(keep_alive_);
-    res.prepare_payload();
+  }
 
+  void LogRequest(const api::Response& r) {
     double latency_ms = static_cast<double>(SystemClock()->MonoNs() - start_ns_) / 1e6;
     obs::LogLine line(r.status >= 500 ? obs::Level::kWarn : obs::Level::kInfo, "request");
     line.Str("request_id", request_id_)
@@ -281,12 +354,70 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     line.Emit();
     obs::Metrics::Get().HttpRequest(r.route, r.status, latency_ms / 1000.0);
-
-    stream_.expires_after(std::chrono::milliseconds(srv_->opts.request_timeout_ms));
-    bhttp::async_write(stream_, res,
-                       beast::bind_front_handler(&Session::OnWrite, shared_from_this()));
   }
 
+  // A streamed response: the header now, chunks as the producer writes them,
+  // until it closes the sink, the client goes away or the server stops.
+  void StartStream(api::Response&& r) {
+    sres_.emplace();
+    sres_->version(11);
+    sres_->result(static_cast<unsigned>(r.status));
+    SetCommonHeaders(*sres_, r);
+    sres_->set(bhttp::field::cache_control, "no-cache");
+    sres_->chunked(true);
+    sres_->keep_alive(false);
+    keep_alive_ = false;
+    LogRequest(r);
+    sser_.emplace(*sres_);
+    stream_.expires_after(std::chrono::milliseconds(srv_->opts.request_timeout_ms));
+    bhttp::async_write_header(
+        stream_, *sser_,
+        [self = shared_from_this(), open = std::move(r.stream)](beast::error_code ec, size_t) {
+          if (ec) return self->Close();
+          self->stream_.expires_never();
+          self->sink_ = std::make_shared<SinkImpl>(self, self->stream_.get_executor());
+          self->idle_ = true;  // closed at once when the server stops
+          self->WatchPeer();
+          open(self->sink_);
+        });
+  }
+
+  // While streaming, a read stays pending: it ends when the client goes away
+  // (or the server stops), and anything the client sends is ignored.
+  void WatchPeer() {
+    stream_.async_read_some(net::buffer(peek_),
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec) return self->Close();
+                              self->WatchPeer();
+                            });
+  }
+
+ public:
+  // Writes what the sink has queued (on this session's I/O thread).
+  void PumpStream() {
+    if (!sink_ || writing_) return;
+    wbuf_.clear();
+    bool ended = false;
+    sink_->Take(&wbuf_, &ended);
+    if (!wbuf_.empty()) {
+      writing_ = true;
+      net::async_write(stream_, bhttp::make_chunk(net::buffer(wbuf_)),
+                       [self = shared_from_this()](beast::error_code ec, size_t) {
+                         self->writing_ = false;
+                         if (ec) return self->Close();
+                         self->sink_->Written(self->wbuf_.size());
+                         self->PumpStream();
+                       });
+      return;
+    }
+    if (ended) {
+      writing_ = true;
+      net::async_write(stream_, bhttp::make_chunk_last(),
+                       [self = shared_from_this()](beast::error_code, size_t) { self->Close(); });
+    }
+  }
+
+ private:
   void OnWrite(beast::error_code ec, size_t) {
     if (ec || !keep_alive_) return Close();
     res_.reset();
@@ -294,6 +425,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Close() {
+    if (sink_) sink_->MarkClosed();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.close();
@@ -305,6 +437,13 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<bhttp::response<bhttp::string_body>> res_;
+  // A streamed response.
+  std::optional<bhttp::response<bhttp::empty_body>> sres_;
+  std::optional<bhttp::response_serializer<bhttp::empty_body>> sser_;
+  std::shared_ptr<SinkImpl> sink_;
+  std::string wbuf_;
+  std::array<char, 512> peek_;
+  bool writing_ = false;
   api::Request req_;
   std::string request_id_;
   int64_t start_ns_ = 0;
@@ -312,6 +451,14 @@ class Session : public std::enable_shared_from_this<Session> {
   bool keep_alive_req_ = true;
   bool keep_alive_ = true;
 };
+
+void SinkImpl::ScheduleLocked() {
+  if (scheduled_) return;
+  scheduled_ = true;
+  net::post(ex_, [w = session_] {
+    if (auto s = w.lock()) s->PumpStream();
+  });
+}
 
 void Server::Impl::Accept() {
   const int home = static_cast<int>(next_loop++ % loops.size());

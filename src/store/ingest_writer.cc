@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/ids.h"
+#include "obs/activity.h"
 #include "obs/metrics.h"
 
 namespace triggers::store {
@@ -99,9 +100,13 @@ void IngestWriter::Run() {
           created += items[j]->outcome == IngestItem::Outcome::kCreated ? 1 : 0;
           ++j;
         }
-        if (created) obs::Metrics::Get().EventsIngested(items[i]->event.tenant, created);
+        if (created) {
+          obs::Metrics::Get().EventsIngested(items[i]->event.tenant, created);
+          obs::Activity::Get().Ingested(items[i]->event.tenant, created, now);
+        }
         i = j;
       }
+      if (opts_.on_committed) opts_.on_committed(items);
     }
     if (s.ok()) {
       commits_.fetch_add(1, std::memory_order_relaxed);

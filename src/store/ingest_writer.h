@@ -42,6 +42,9 @@ class IngestWriter {
     // Called after a commit that created deliveries, with the subscriptions
     // that got them (wakes the dispatcher and parked pull receivers).
     std::function<void(const std::vector<std::string>& subscription_ids)> on_deliveries;
+    // Called after a successful commit, before the replies, with every item
+    // of it (outcome kCreated for the new events). Must be quick (live tail).
+    std::function<void(const std::vector<IngestItem*>& items)> on_committed;
   };
   IngestWriter(Store* store, Clock* clock, Options options);
   ~IngestWriter();  // Stop()s

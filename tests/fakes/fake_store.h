@@ -86,6 +86,10 @@ class FakeStore : public store::Store {
     return std::vector<std::string>{};
   }
   Status ReleaseLeases(const std::vector<std::string>&, int64_t) override { return Status::Ok(); }
+  Status TenantDeliveryStats(const std::string&, int64_t,
+                             std::vector<std::pair<std::string, int64_t>>*, int64_t*) override {
+    return Status::Ok();
+  }
   Status DeliveryStats(int64_t, std::vector<std::pair<std::string, int64_t>>*, int64_t*) override {
     return Status::Ok();
   }

@@ -7,8 +7,17 @@ Standard library only. The binary comes from $TRIGGERS_BIN, else
     <tmp>/stderr.N.log    stderr of the N-th start (one file per start)
     <tmp>/stdout.N.log    stdout of the N-th start
 
+The store is the embedded SQLite one, or PostgreSQL when
+TRIGGERS_TEST_STORE=postgres (the ctest registrations integration_pg_*): each
+Server then gets a fresh database of the private server in
+$TRIGGERS_TEST_PG_DIR (see pg.py), kept across its restarts and dropped when
+it is closed; Server(share_with=other) is a second node on other's database.
+--data-dir is passed on both stores (admin.key is written there), and
+run_cli() points `triggers keys ... --data-dir D` at the store of the Server
+whose data dir is D.
+
 Processes are always stopped by PID (never by name). Set TRIGGERS_IT_KEEP=1 to
-keep the temporary directories for debugging.
+keep the temporary directories (and databases) for debugging.
 """
 
 import atexit
@@ -26,6 +35,8 @@ import subprocess
 import tempfile
 import time
 import unittest
+
+import pg
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -49,6 +60,25 @@ POLL_S = 0.01
 KNOWN_SECRETS = set()
 
 _LIVE = {}  # pid -> Popen, for the atexit safety net
+
+# "sqlite" or "postgres": the store of every Server that is not told otherwise.
+STORE = os.environ.get("TRIGGERS_TEST_STORE") or "sqlite"
+if STORE not in ("sqlite", "postgres"):
+    raise RuntimeError("TRIGGERS_TEST_STORE must be sqlite or postgres, not %r" % STORE)
+POSTGRES = STORE == "postgres"
+
+_DATABASES = {}    # name -> _Database not dropped yet
+_STORE_ENV = {}    # abspath of a --data-dir -> env that points the CLI at its store
+
+
+@atexit.register
+def _drop_leftover_databases():
+    # Registered before _kill_leftovers, so it runs after it (atexit is LIFO).
+    if os.environ.get("TRIGGERS_IT_KEEP"):
+        return
+    for name in list(_DATABASES):
+        pg.drop_database(name)
+    _DATABASES.clear()
 
 
 @atexit.register
@@ -96,6 +126,11 @@ def clean_env(extra=None):
     return env
 
 
+def skip_on_postgres(reason):
+    """Decorator: skip a test that only means something on the embedded store."""
+    return unittest.skipIf(POSTGRES, "SQLite only: " + reason)
+
+
 def register_secret(secret):
     if secret:
         KNOWN_SECRETS.add(secret)
@@ -127,25 +162,71 @@ def encode_body(body):
     return json.dumps(body).encode("utf-8")
 
 
+class _Database:
+    """A database of the private PostgreSQL server, shared by the Servers that
+    use it (a node and the second nodes sharing it); dropped when the last of
+    them is closed."""
+
+    def __init__(self):
+        self.name = pg.create_database()
+        self.url = pg.database_url(self.name)
+        self.users = 0
+        _DATABASES[self.name] = self
+
+    def acquire(self):
+        self.users += 1
+        return self
+
+    def release(self):
+        self.users -= 1
+        if self.users > 0 or _DATABASES.pop(self.name, None) is None:
+            return
+        if os.environ.get("TRIGGERS_IT_KEEP"):
+            print("kept database", self.url)
+        else:
+            pg.drop_database(self.name)
+
+
 class Server:
-    """One `triggers serve` process (restartable on the same data dir)."""
+    """One `triggers serve` process (restartable on the same data dir and,
+    on PostgreSQL, the same database)."""
 
     def __init__(self, args=(), env=None, admin_key=True, data_dir=None, start=True,
-                 listen="127.0.0.1:0"):
+                 listen="127.0.0.1:0", store=None, share_with=None):
         """admin_key: True = generate one and pass it in TRIGGERS_ADMIN_KEY,
         a string = use that, False/None = do not set it (the server then creates
-        <data-dir>/admin.key, which is read into self.admin_key after start)."""
+        <data-dir>/admin.key, which is read into self.admin_key after start).
+        store: "sqlite" or "postgres" (default: $TRIGGERS_TEST_STORE, else sqlite).
+        On postgres a fresh database is made now (so the CLI can use it before
+        start) and the server gets --store postgres --postgres-url <it>. When
+        args hold --store themselves, the test chose: no store flag is added.
+        share_with: a postgres Server whose database this one uses too (another
+        node: its own data dir and port); admin_key=True then means the other
+        node's admin key."""
         self.bin = binary_path()
         self.args = list(args)
         self.env = dict(env or {})
         self.listen = listen
+        self.store = store or (share_with.store if share_with else STORE)
+        if _flag_value(self.args, "--store") is not None:
+            self.store = "explicit"  # e.g. migrate-store tests: args name the store
+        if self.store not in ("sqlite", "postgres", "explicit"):
+            raise ServerError("store must be sqlite or postgres, not %r" % self.store)
+        if share_with is not None and (self.store != "postgres" or share_with.store != "postgres"):
+            raise ServerError("share_with needs two postgres servers")
+        self.database = None
         self.tmpdir = tempfile.mkdtemp(prefix="triggers-it-")
         self.data_dir = data_dir or os.path.join(self.tmpdir, "data")
         os.makedirs(self.data_dir, exist_ok=True)
-        if admin_key is True:
-            admin_key = gen_key()
-        self.set_admin_env = bool(admin_key)
-        self.admin_key = register_secret(admin_key) if admin_key else None
+        if share_with is not None and admin_key is True:
+            admin_key = share_with.admin_key if share_with.set_admin_env else None
+            self.set_admin_env = share_with.set_admin_env
+            self.admin_key = share_with.admin_key
+        else:
+            if admin_key is True:
+                admin_key = gen_key()
+            self.set_admin_env = bool(admin_key)
+            self.admin_key = register_secret(admin_key) if admin_key else None
         self.proc = None
         self.host = None
         self.port = None
@@ -156,12 +237,19 @@ class Server:
         self.last_stop_forced = False
         self._log_offsets = {}
         self._closed = False
-        if start:
-            try:
+        try:
+            if self.store == "postgres":
+                try:
+                    self.database = (share_with.database if share_with else _Database()).acquire()
+                except pg.PgError as e:
+                    raise ServerError("no database for the server: %s" % e)
+                _STORE_ENV[os.path.abspath(self.data_dir)] = {
+                    "TRIGGERS_STORE": "postgres", "TRIGGERS_POSTGRES_URL": self.database.url}
+            if start:
                 self.start()
-            except BaseException:
-                self.close()
-                raise
+        except BaseException:
+            self.close()
+            raise
 
     # ----------------------------------------------------------- lifecycle
     @property
@@ -171,8 +259,19 @@ class Server:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def postgres_url(self):
+        return self.database.url if self.database else None
+
+    def store_args(self):
+        """The store flags of this server, for `triggers serve` and `triggers keys`."""
+        args = ["--data-dir", self.data_dir]
+        if self.database is not None:
+            args += ["--store", "postgres", "--postgres-url", self.database.url]
+        return args
+
     def command(self):
-        return [self.bin, "serve", "--listen", self.listen, "--data-dir", self.data_dir] + self.args
+        return [self.bin, "serve", "--listen", self.listen] + self.store_args() + self.args
 
     def start(self):
         if self.running():
@@ -296,6 +395,9 @@ class Server:
             self.stop()
         if not self._closed:
             self._closed = True
+            if self.database is not None:
+                _STORE_ENV.pop(os.path.abspath(self.data_dir), None)
+                self.database.release()
             if os.environ.get("TRIGGERS_IT_KEEP"):
                 print("kept", self.tmpdir)
             else:
@@ -422,6 +524,24 @@ class Server:
         return problems
 
 
+def _flag_value(args, flag):
+    """The value of --flag in args ("--flag v" or "--flag=v"), or None."""
+    for i, a in enumerate(args):
+        if a == flag and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith(flag + "="):
+            return a[len(flag) + 1:]
+    return None
+
+
+def fresh_pg_database(test):
+    """A new, empty database on the private PostgreSQL server, dropped in the
+    cleanup of test (a unittest.TestCase); returns its URL."""
+    db = _Database().acquire()
+    test.addCleanup(db.release)
+    return db.url
+
+
 def parse_json(raw):
     if not raw:
         return None
@@ -445,10 +565,23 @@ def make_key(server, tenant, scopes, name=None, key=None):
     return r.json
 
 
+def store_env(data_dir):
+    """TRIGGERS_STORE/TRIGGERS_POSTGRES_URL of the postgres Server whose
+    --data-dir is data_dir ({} for any other directory)."""
+    return dict(_STORE_ENV.get(os.path.abspath(str(data_dir)), {}))
+
+
 def run_cli(*args, env=None, timeout=30):
-    """Run `triggers <args...>` (e.g. run_cli("keys", "list", "--data-dir", d))."""
-    return subprocess.run([binary_path()] + [str(a) for a in args], stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, env=clean_env(env), timeout=timeout)
+    """Run `triggers <args...>` (e.g. run_cli("keys", "list", "--data-dir", d)).
+    With "--data-dir D" where D is a postgres Server's data dir, the CLI gets
+    that server's database too (TRIGGERS_STORE, TRIGGERS_POSTGRES_URL)."""
+    args = [str(a) for a in args]
+    extra = {}
+    if "--data-dir" in args[:-1]:
+        extra = store_env(args[args.index("--data-dir") + 1])
+    extra.update(env or {})
+    return subprocess.run([binary_path()] + args, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, env=clean_env(extra), timeout=timeout)
 
 
 def cli_create_key(data_dir, tenant, scopes, name=None):
@@ -618,6 +751,8 @@ class ServerTestCase(unittest.TestCase):
         self._own_servers = []
 
     def start_server(self, **kw):
+        """A server of this test (Server keywords: args, env, admin_key,
+        data_dir, start, listen, store, share_with), stopped in tearDown."""
         s = Server(**kw)
         self._own_servers.append(s)
         self.addCleanup(s.close)  # safety net; tearDown stops it first

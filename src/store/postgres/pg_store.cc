@@ -793,13 +793,26 @@ class PgStore final : public Store {
 
   Status DeliveryStats(int64_t now_ms, std::vector<std::pair<std::string, int64_t>>* by_state,
                        int64_t* oldest_due_ms) override {
+    return Stats("", now_ms, by_state, oldest_due_ms);
+  }
+
+  Status TenantDeliveryStats(const std::string& tenant, int64_t now_ms,
+                             std::vector<std::pair<std::string, int64_t>>* by_state,
+                             int64_t* oldest_due_ms) override {
+    return Stats(tenant, now_ms, by_state, oldest_due_ms);
+  }
+
+  // `tenant` empty: every tenant.
+  Status Stats(const std::string& tenant, int64_t now_ms,
+               std::vector<std::pair<std::string, int64_t>>* by_state, int64_t* oldest_due_ms) {
     CONN_OR_RETURN(c);
     for (const char* st : {kDeliveryPending, kDeliveryInFlight, kDeliverySucceeded,
                            kDeliveryRetrying, kDeliveryDead}) {
       by_state->emplace_back(st, 0);
     }
-    static const char kStats[] = "SELECT status, count(*) FROM deliveries GROUP BY status";
-    ROWS_OR_RETURN(r, c->Run(kStats, Params()));
+    static const char kStats[] =
+        "SELECT status, count(*) FROM deliveries WHERE ($1='' OR tenant=$1) GROUP BY status";
+    ROWS_OR_RETURN(r, c->Run(kStats, Params().Add(tenant)));
     for (int i = 0; i < r.size(); ++i) {
       for (auto& [name, n] : *by_state) {
         if (name == r.Text(i, 0)) n = r.Int(i, 1);
@@ -807,8 +820,8 @@ class PgStore final : public Store {
     }
     static const char kOldest[] =
         "SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL AND "
-        "status IN ('pending','retrying') AND next_attempt_at<=$1";
-    ROWS_OR_RETURN(o, c->Run(kOldest, Params().Add(now_ms)));
+        "status IN ('pending','retrying') AND next_attempt_at<=$1 AND ($2='' OR tenant=$2)";
+    ROWS_OR_RETURN(o, c->Run(kOldest, Params().Add(now_ms).Add(tenant)));
     *oldest_due_ms = o.size() == 0 || o.IsNull(0, 0) ? 0 : o.Int(0, 0);
     return Status::Ok();
   }

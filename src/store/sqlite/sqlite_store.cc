@@ -812,6 +812,17 @@ class SqliteStore final : public Store {
 
   Status DeliveryStats(int64_t now_ms, std::vector<std::pair<std::string, int64_t>>* by_state,
                        int64_t* oldest_due_ms) override {
+    return Stats(nullptr, now_ms, by_state, oldest_due_ms);
+  }
+
+  Status TenantDeliveryStats(const std::string& tenant, int64_t now_ms,
+                             std::vector<std::pair<std::string, int64_t>>* by_state,
+                             int64_t* oldest_due_ms) override {
+    return Stats(&tenant, now_ms, by_state, oldest_due_ms);
+  }
+
+  Status Stats(const std::string* tenant, int64_t now_ms,
+               std::vector<std::pair<std::string, int64_t>>* by_state, int64_t* oldest_due_ms) {
     auto r = Reader();
     if (!r.conn) return r.status;
     for (const char* st : {kDeliveryPending, kDeliveryInFlight, kDeliverySucceeded,
@@ -819,7 +830,11 @@ class SqliteStore final : public Store {
       by_state->emplace_back(st, 0);
     }
     {
-      PREPARE_OR_RETURN(st, *r.conn, "SELECT status, count(*) FROM deliveries GROUP BY status");
+      PREPARE_OR_RETURN(st, *r.conn,
+                        tenant ? "SELECT status, count(*) FROM deliveries WHERE tenant=? GROUP BY "
+                                 "status"
+                               : "SELECT status, count(*) FROM deliveries GROUP BY status");
+      if (tenant) st.Bind(1, *tenant);
       int rc;
       while ((rc = st.Step()) == SQLITE_ROW) {
         for (auto& [name, n] : *by_state) {
@@ -830,9 +845,12 @@ class SqliteStore final : public Store {
     }
     PREPARE_OR_RETURN(
         st, *r.conn,
-        "SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL "
-        "AND status IN ('pending','retrying') AND next_attempt_at<=?");
+        tenant ? "SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL "
+                 "AND status IN ('pending','retrying') AND next_attempt_at<=?1 AND tenant=?2"
+               : "SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL "
+                 "AND status IN ('pending','retrying') AND next_attempt_at<=?1");
     st.Bind(1, now_ms);
+    if (tenant) st.Bind(2, *tenant);
     int rc = st.Step();
     if (rc != SQLITE_ROW) return SqlError(r.conn->db(), "oldest due");
     *oldest_due_ms = st.IsNull(0) ? 0 : st.Int(0);

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# make bench-postgres: triggers on PostgreSQL, one node and two nodes on one
+# database, beside nginx `return 202` and beside pgbench inserting the same
+# event rows into the same table (one row per fsync'd transaction, the way a
+# naive service would) on the same private PostgreSQL server, in the same run.
+# Then push deliveries per second with one and with two nodes (a webhook
+# subscription to nginx `return 200`).
+# A private PostgreSQL 15 cluster is started in $WORK (scripts/test-pg) on a
+# free 127.0.0.1 port and stopped at exit.
+source "$(dirname "$0")/lib.sh"
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+DCONNS=${DCONNS:-16}
+PGBIN=/usr/lib/postgresql/15/bin
+PGDIR="$WORK/pg"
+"$ROOT/scripts/test-pg" start "$PGDIR" >/dev/null
+stop_pg() { "$ROOT/scripts/test-pg" stop "$PGDIR" >/dev/null 2>&1 || true; cleanup; }
+trap stop_pg EXIT
+PGURL=$(cat "$PGDIR/url")
+PGBASE=${PGURL%/*}
+N_DB=0
+new_db() {  # prints the URL of a fresh database
+  N_DB=$((N_DB + 1))
+  psql -q "$PGURL" -c "CREATE DATABASE bench$N_DB" >/dev/null
+  echo "$PGBASE/bench$N_DB"
+}
+
+# start_node URL [args...]: one more triggers node on the database URL.
+NODE_PIDS=()
+NODE_URLS=()
+start_node() {
+  local url=$1 port dir
+  shift
+  port=$(free_port)
+  dir="$WORK/node-$port"
+  mkdir -p "$dir"
+  TRIGGERS_ADMIN_KEY=$ADMIN "$BIN" serve --listen 127.0.0.1:$port --data-dir "$dir" \
+    --store postgres --postgres-url "$url" "$@" 2>"$dir/log" &
+  NODE_PIDS+=($!)
+  PIDS+=($!)
+  NODE_URLS+=("http://127.0.0.1:$port")
+  wait_http "http://127.0.0.1:$port/health"
+}
+stop_nodes() {
+  for p in "${NODE_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${NODE_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  NODE_PIDS=()
+  NODE_URLS=()
+}
+ADMIN=trg_benchadmin$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+
+# wrk against each URL at once, CONNS split between them; prints the sum.
+ingest() {  # name conns url...
+  local name=$1 conns=$2
+  shift 2
+  local per=$((conns / $#)) i=0 outs=() wrks=() threads=$((2 / $#))
+  [ "$threads" -ge 1 ] || threads=1
+  for u in "$@"; do
+    API_KEY=$KEY wrk -t"$threads" -c"$per" -d"$DURATION" --latency -s "$SHARED/post_event.lua" \
+      "$u/v1/events" >"$WORK/wrk.$i" &
+    wrks+=($!)
+    outs+=("$WORK/wrk.$i")
+    i=$((i + 1))
+  done
+  for p in "${wrks[@]}"; do wait "$p"; done
+  python3 - "$name" "$conns" "${outs[@]}" <<'PY'
+import re, sys
+name, conns, files = sys.argv[1], sys.argv[2], sys.argv[3:]
+rps = p99 = errors = 0.0
+for f in files:
+    m = re.search(r"rps=([0-9.]+) p50_us=(\d+) p99_us=(\d+) max_us=(\d+) errors=(\d+)", open(f).read())
+    rps += float(m.group(1)); p99 = max(p99, int(m.group(3))); errors += int(m.group(5))
+print("%s c=%s rps=%.1f p99_us(max over wrk runs)=%d errors=%d" % (name, conns, rps, p99, errors))
+PY
+}
+
+machine_line
+echo "postgres: $($PGBIN/postgres --version), fsync=on, synchronous_commit=on, private cluster on 127.0.0.1"
+echo "workload: $SHARED/post_event.lua (1 KiB event), wrk -d$DURATION, $CONNS connections in total"
+
+start_nginx 202 '{"ok":true}'
+NGINX_INGEST=$NPORT
+KEY=unused
+ingest nginx "$CONNS" "http://127.0.0.1:$NGINX_INGEST"
+
+# --- one node ---------------------------------------------------------------
+DB1=$(new_db)
+start_node "$DB1"
+B=${NODE_URLS[0]}
+KEY=$(make_key '["ingest","read","manage"]')
+ingest "triggers-pg 1 node" "$CONNS" "$B"
+stop_nodes
+
+# --- two nodes on one database ----------------------------------------------
+DB2=$(new_db)
+start_node "$DB2"
+start_node "$DB2"
+B=${NODE_URLS[0]}
+KEY=$(make_key '["ingest","read","manage"]')
+ingest "triggers-pg 2 nodes" "$CONNS" "${NODE_URLS[@]}"
+stop_nodes
+
+# --- pgbench: the same rows, one INSERT per transaction ------------------------
+python3 - "$SHARED/event_1k.json" >"$WORK/insert.sql" <<'PY'
+import json, sys
+ev = json.load(open(sys.argv[1]))
+data = json.dumps(ev["data"], separators=(",", ":")).replace("'", "''")
+print("INSERT INTO events(id,tenant,type,source,subject,ordering_key,data,received_at) VALUES "
+      "('evt_' || :client_id || '_' || nextval('pgb'), 'bench', '%s', '%s', '%s', NULL, '%s', "
+      "(extract(epoch from now())*1000)::bigint);"
+      % (ev["type"], ev["source"], ev["subject"], data))
+PY
+psql -q "$DB2" -c "CREATE SEQUENCE pgb" >/dev/null
+"$PGBIN/pgbench" -n -M prepared -c "$CONNS" -j 2 -T "${DURATION%s}" -f "$WORK/insert.sql" "$DB2" \
+  2>/dev/null | grep -E "^tps|latency average" | sed 's/^/pgbench insert (same row, same table, c='"$CONNS"'): /'
+
+# --- deliveries per second, 1 and 2 nodes --------------------------------------
+start_nginx 200 ok
+HOOK=$NPORT
+deliveries() {  # nodes
+  local n=$1 db
+  db=$(new_db)
+  for _ in $(seq 1 "$n"); do start_node "$db" --allow-private-destinations; done
+  B=${NODE_URLS[0]}
+  KEY=$(make_key '["ingest","read","manage"]')
+  curl -s -o /dev/null -X POST -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+    -d "{\"url\":\"http://127.0.0.1:$HOOK/hook\",\"max_in_flight\":64}" "$B/v1/subscriptions"
+  ingest "ingest while delivering, $n node(s)" "$DCONNS" "${NODE_URLS[@]}"
+  for _ in $(seq 1 600); do
+    left=$(psql -qtA "$db" -c "SELECT count(*) FROM deliveries WHERE status<>'succeeded'")
+    [ "$left" = 0 ] && break
+    sleep 0.5
+  done
+  psql -qtA -F' ' "$db" -c "
+    SELECT count(*), (max(a.at + a.latency_ms) - min(e.received_at)) / 1000.0,
+      percentile_disc(0.5) WITHIN GROUP (ORDER BY a.at + a.latency_ms - e.received_at),
+      percentile_disc(0.99) WITHIN GROUP (ORDER BY a.at + a.latency_ms - e.received_at)
+    FROM deliveries d JOIN events e ON e.id = d.event_id AND e.tenant = d.tenant
+    JOIN delivery_attempts a ON a.delivery_id = d.id AND a.n = d.attempts
+    WHERE d.status = 'succeeded'" | python3 -c "
+import sys
+n, span, p50, p99 = sys.stdin.read().split()
+n = int(n); span = float(span)
+print('$n node(s): delivered %d events in %.1f s (first ingest to last delivery) = %.0f deliveries/s; latency p50 %s ms p99 %s ms' % (n, span, n / span, p50, p99))"
+  echo "$n node(s): deliveries attempted more than once: $(psql -qtA "$db" -c "SELECT count(*) FROM deliveries WHERE attempts>1")"
+  stop_nodes
+}
+deliveries 1
+deliveries 2

@@ -1,0 +1,124 @@
+#include "api/event_stream.h"
+
+#include <pthread.h>
+
+#include <chrono>
+
+#include "core/event_json.h"
+#include "core/event_pattern.h"
+
+namespace triggers::api {
+
+EventStream::EventStream() : thread_([this] { Run(); }) {}
+
+EventStream::~EventStream() { Shutdown(); }
+
+bool EventStream::Add(std::string tenant, std::string type_glob, std::shared_ptr<StreamSink> sink) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || listeners_.load() >= kMaxListeners) return false;
+    listeners_.fetch_add(1);
+    added_.push_back({std::move(tenant), std::move(type_glob), std::move(sink)});
+  }
+  cv_.notify_one();
+  return true;
+}
+
+void EventStream::Publish(std::vector<Event> events) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || queue_.size() + events.size() > kMaxQueuedEvents) return;
+    for (auto& e : events) queue_.push_back(std::move(e));
+  }
+  cv_.notify_one();
+}
+
+void EventStream::Shutdown() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string EventStream::Frame(const Event& ev) {
+  std::string f;
+  f.reserve(ev.data.size() + 256);
+  f += "id: ";
+  f += ev.id;
+  f += "\nevent: event\ndata: ";
+  // The event JSON is one line unless `data` holds raw newlines (JSON
+  // whitespace): SSE needs each line of a message prefixed with "data: ".
+  std::string json;
+  core::AppendEventJson(json, ev);
+  for (char c : json) {
+    if (c == '\n') {
+      f += "\ndata: ";
+    } else if (c != '\r') {
+      f += c;
+    }
+  }
+  f += "\n\n";
+  return f;
+}
+
+void EventStream::Run() {
+  pthread_setname_np(pthread_self(), "trg-stream");
+  using Clock = std::chrono::steady_clock;
+  constexpr auto kKeepAlive = std::chrono::seconds(15);
+  std::vector<Listener> listeners;
+  auto next_ping = Clock::now() + kKeepAlive;
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait_until(lock, next_ping,
+                   [&] { return stopping_ || !added_.empty() || !queue_.empty(); });
+    if (stopping_) break;
+    std::vector<Listener> added = std::move(added_);
+    added_.clear();
+    std::vector<Event> events = std::move(queue_);
+    queue_.clear();
+    lock.unlock();
+
+    for (auto& l : added) {
+      // The first bytes tell the client the stream is open.
+      if (l.sink->Write(": connected\n\n")) {
+        listeners.push_back(std::move(l));
+      } else {
+        listeners_.fetch_sub(1);
+      }
+    }
+    const bool ping = Clock::now() >= next_ping;
+    if (ping) next_ping = Clock::now() + kKeepAlive;
+    size_t kept = 0;
+    for (size_t i = 0; i < listeners.size(); ++i) {
+      Listener& l = listeners[i];
+      bool alive = true;
+      std::string out;
+      for (const Event& ev : events) {
+        if (ev.tenant != l.tenant) continue;
+        if (!l.type_glob.empty() && !core::TypeGlobMatches(l.type_glob, ev.type)) continue;
+        out += Frame(ev);
+      }
+      if (!out.empty()) alive = l.sink->Write(std::move(out));
+      if (alive && ping) alive = l.sink->Write(": keep-alive\n\n");
+      if (alive) {
+        if (kept != i) listeners[kept] = std::move(l);
+        ++kept;
+      } else {
+        listeners_.fetch_sub(1);
+      }
+    }
+    listeners.resize(kept);
+    lock.lock();
+  }
+  lock.unlock();
+  for (auto& l : listeners) l.sink->Close();
+  lock.lock();
+  for (auto& l : added_) l.sink->Close();
+  listeners_.store(0);
+  added_.clear();
+}
+
+}  // namespace triggers::api

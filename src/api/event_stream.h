@@ -1,0 +1,67 @@
+// EventStream: live tailing (GET /v1/events/stream). The ingest writer hands
+// over each commit's new events (only while someone listens); a thread of
+// its own fans them out as Server-Sent Events to the listeners of the same
+// tenant whose type glob matches, and sends a keep-alive comment every 15 s.
+// A listener that reads too slowly is dropped by its sink (bounded backlog).
+//
+// Live tailing is best effort and per node: it shows the events committed by
+// this process after the stream opened (on PostgreSQL with several nodes,
+// the events ingested through this node). GET /v1/events is the complete log.
+//
+// Thread safety: every method may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "api/http_types.h"
+#include "triggers/model.h"
+
+namespace triggers::api {
+
+class EventStream {
+ public:
+  static constexpr size_t kMaxListeners = 1000;
+  static constexpr size_t kMaxQueuedEvents = 20000;  // beyond this, new events are not streamed
+
+  EventStream();
+  ~EventStream();  // Shutdown()
+
+  // Cheap: whether anyone listens (the writer copies events only then).
+  bool active() const { return listeners_.load(std::memory_order_relaxed) > 0; }
+  size_t listeners() const { return listeners_.load(std::memory_order_relaxed); }
+  // Adds a listener; false when too many are open (the caller answers 503).
+  // `type_glob` empty: every type (the glob was validated by the caller).
+  bool Add(std::string tenant, std::string type_glob, std::shared_ptr<StreamSink> sink);
+  // Events just committed, in commit order.
+  void Publish(std::vector<Event> events);
+  // Ends every stream and stops the thread.
+  void Shutdown();
+
+  // One SSE frame for an event (exposed for tests).
+  static std::string Frame(const Event& ev);
+
+ private:
+  struct Listener {
+    std::string tenant;
+    std::string type_glob;
+    std::shared_ptr<StreamSink> sink;
+  };
+  void Run();
+
+  std::atomic<size_t> listeners_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::vector<Listener> added_;  // handed to the thread
+  std::vector<Event> queue_;
+  std::thread thread_;
+};
+
+}  // namespace triggers::api
