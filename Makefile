@@ -41,5 +41,8 @@ bench-ingest: build
 format:
 	find src include tests -name '*.h' -o -name '*.cc' | xargs clang-format -i
 
+# A test PostgreSQL left running by an interrupted ctest is stopped first.
 clean:
+	-@bash scripts/test-pg stop $(BUILD)/pg >/dev/null 2>&1
+	-@bash scripts/test-pg stop build-asan/pg >/dev/null 2>&1
 	rm -rf $(BUILD) build-asan

@@ -9,6 +9,7 @@
 #include "api/json_body.h"
 #include "core/cursor.h"
 #include "core/ids.h"
+#include "core/json_util.h"
 #include "core/time_util.h"
 #include "core/webhook_signing.h"
 #include "delivery/ssrf.h"
@@ -358,8 +359,9 @@ Response GetDelivery(Context& ctx, const Call& call) {
     ao["at"] = core::FormatTimeMs(a.at_ms);
     ao["status_code"] = a.status_code ? json::value(*a.status_code) : json::value(nullptr);
     ao["latency_ms"] = a.latency_ms;
-    ao["error"] = OptStr(a.error);
-    ao["response_snippet"] = a.response_snippet;
+    // Bytes from the endpoint: kept as received in the store, valid JSON here.
+    ao["error"] = a.error ? json::value(core::ToValidUtf8(*a.error)) : json::value(nullptr);
+    ao["response_snippet"] = core::ToValidUtf8(a.response_snippet);
     attempts.emplace_back(std::move(ao));
   }
   o["attempts"] = std::move(attempts);

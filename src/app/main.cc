@@ -73,7 +73,8 @@ int main(int argc, char** argv) {
 
   CLI::App* mig = app.add_subcommand(
       "migrate-store",
-      "copy everything from the embedded SQLite store into an empty PostgreSQL database");
+      "copy everything from the embedded SQLite store into an empty PostgreSQL database (stop "
+      "the server first)");
   Flag(mig, "data-dir", cfg.data_dir, "directory of the embedded store (the source)");
   Flag(mig, "postgres-url", cfg.postgres_url, "postgresql://... of the target (required)");
   mig->footer(

@@ -505,10 +505,16 @@ Status Migrate(const Config& cfg) {
     db.Close();
     auto busy_now = OpenElsewhere(path);
     if (!busy_now.ok()) return busy_now.status();
-    if (after.value() != data_version.value() || busy_now.value()) {
+    if (busy_now.value()) {
       return Status::Conflict(path +
                               " was opened by another process during the copy (is `triggers "
                               "serve` running?); nothing was committed: stop it and run "
+                              "migrate-store again");
+    }
+    if (after.value() != data_version.value()) {
+      return Status::Conflict(path +
+                              " was written by another process during the copy (was `triggers "
+                              "serve` started?); nothing was committed: stop it and run "
                               "migrate-store again");
     }
     return Status::Ok();

@@ -11,5 +11,8 @@ void AppendJsonString(std::string& out, std::string_view s);
 // Appends a JSON string, or null when `s` is nullptr.
 void AppendJsonStringOrNull(std::string& out, const std::string* s);
 bool IsValidUtf8(std::string_view s);
+// `s` with every byte that is not part of valid UTF-8, and NUL, replaced by
+// U+FFFD (for bytes from outside, e.g. a webhook endpoint's response).
+std::string ToValidUtf8(std::string_view s);
 
 }  // namespace triggers::core

@@ -26,6 +26,7 @@
     stream: null, // {abort, gen}
     drawerEventId: null,
     retrying: new Set(),
+    retryErrors: new Map(), // delivery id -> {text, at}: shown next to its Retry button for a while
   };
 
   // ------------------------------------------------------------- helpers
@@ -115,6 +116,9 @@
     if (s < 3600) return Math.round(s / 60) + ' min ago';
     if (s < 86400) return Math.round(s / 3600) + ' h ago';
     return Math.round(s / 86400) + ' d ago';
+  }
+  function capitalize(s) {
+    return s ? s[0].toUpperCase() + s.slice(1) : s;
   }
   function shortId(id) {
     if (typeof id !== 'string') return '';
@@ -255,6 +259,7 @@
     state.live = [];
     state.liveIds = new Set();
     state.retrying = new Set();
+    state.retryErrors = new Map();
     clear($('live-body'));
     clear($('subs-body'));
     clear($('dead-list'));
@@ -545,13 +550,13 @@
     clear(ul);
     for (const d of list) {
       const sub = state.subsById.get(d.subscription_id);
-      const what = d.last_status_code ? 'HTTP ' + d.last_status_code : d.last_error || 'failed';
+      const what = d.last_status_code ? 'HTTP ' + d.last_status_code : 'No response';
       const retryBtn = el('button', {
         type: 'button', class: 'btn btn-small btn-primary', 'data-testid': 'retry', 'data-delivery-id': d.id,
       }, state.retrying.has(d.id) ? 'Retrying…' : 'Retry');
       retryBtn.disabled = state.retrying.has(d.id);
-      const rowError = el('p', { class: 'inline-error small', hidden: true });
-      retryBtn.addEventListener('click', () => retryDelivery(d.id, retryBtn, rowError));
+      const rowError = retryErrorNode(d.id);
+      retryBtn.addEventListener('click', () => retryDelivery(d.id, retryBtn));
       const eventLink = el('button', { type: 'button', class: 'link mono', title: 'Show the event' }, shortId(d.event_id));
       eventLink.addEventListener('click', () => openDrawer(d.event_id));
       ul.appendChild(el('li', { class: 'dead-item', 'data-testid': 'dead-letter', 'data-delivery-id': d.id, 'data-event-id': d.event_id },
@@ -563,7 +568,7 @@
             el('span', { class: 'mono' }, d.id), ' · event ', eventLink, ' · ',
             fmtNum(d.attempt_count) + (d.attempt_count === 1 ? ' attempt' : ' attempts'), ' · ',
             el('span', { 'data-ago': d.updated_at }, fmtAgo(d.updated_at))),
-          d.last_error && d.last_status_code ? el('div', { class: 'dead-error small' }, d.last_error) : null,
+          d.last_error && d.last_error !== what ? el('div', { class: 'dead-error small', title: d.last_error }, d.last_error) : null,
           rowError),
         el('div', { class: 'dead-actions' }, retryBtn)));
     }
@@ -571,9 +576,17 @@
     show($('dead-empty'), list.length === 0);
   }
 
-  async function retryDelivery(id, btn, errNode) {
+  // The error of the last retry of this delivery (for 20 s), or a hidden node.
+  function retryErrorNode(id) {
+    const e = state.retryErrors.get(id);
+    const fresh = e && Date.now() - e.at < 20000;
+    return el('p', { class: 'inline-error small', 'data-testid': 'retry-error', hidden: !fresh }, fresh ? e.text : '');
+  }
+
+  async function retryDelivery(id, btn) {
     const gen = state.generation;
     state.retrying.add(id);
+    state.retryErrors.delete(id);
     if (btn) {
       btn.disabled = true;
       btn.textContent = 'Retrying…';
@@ -584,16 +597,8 @@
       toast('Delivery ' + shortId(id) + ' queued for another attempt.');
     } catch (err) {
       if (gen !== state.generation) return;
-      if (errNode) {
-        errNode.textContent = describeError(err);
-        errNode.hidden = false;
-      } else {
-        toast(describeError(err), true);
-      }
-      if (btn) {
-        btn.disabled = false;
-        btn.textContent = 'Retry';
-      }
+      state.retryErrors.set(id, { text: describeError(err), at: Date.now() });
+      toast('Retry failed: ' + describeError(err), true);
     } finally {
       state.retrying.delete(id);
     }
@@ -844,16 +849,17 @@
     const attempts = Array.isArray(d.attempts) ? d.attempts : [];
     const head = el('div', { class: 'dlv-head' },
       el('span', { class: 'badge ' + (STATUS_BADGE[d.status] || 'badge-muted'), 'data-testid': 'delivery-status' },
-        String(d.status).replace('_', ' ')),
+        capitalize(String(d.status).replace('_', ' '))),
       el('span', { class: 'mono url', title: (sub && sub.url) || '' }, (sub && sub.url) || d.subscription_id),
       el('span', { class: 'muted small nowrap' }, fmtNum(d.attempt_count) + (d.attempt_count === 1 ? ' attempt' : ' attempts')));
     const card = el('div', { class: 'dlv', 'data-testid': 'delivery', 'data-delivery-id': d.id, 'data-status': d.status }, head);
     if (d.status === 'dead') {
-      const btn = el('button', { type: 'button', class: 'btn btn-small btn-primary', 'data-testid': 'drawer-retry' }, 'Retry');
-      const errNode = el('p', { class: 'inline-error small', hidden: true });
-      btn.addEventListener('click', () => retryDelivery(d.id, btn, errNode));
+      const btn = el('button', { type: 'button', class: 'btn btn-small btn-primary', 'data-testid': 'drawer-retry' },
+        state.retrying.has(d.id) ? 'Retrying…' : 'Retry');
+      btn.disabled = state.retrying.has(d.id);
+      btn.addEventListener('click', () => retryDelivery(d.id, btn));
       head.appendChild(btn);
-      card.appendChild(errNode);
+      card.appendChild(retryErrorNode(d.id));
     }
     const meta = el('div', { class: 'muted small dlv-meta' }, el('span', { class: 'mono' }, d.id));
     if (d.next_attempt_at) meta.appendChild(document.createTextNode(' · next attempt ' + fmtDateTime(d.next_attempt_at)));

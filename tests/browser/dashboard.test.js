@@ -187,15 +187,18 @@ async function main() {
     await waitFor(page, () => document.querySelectorAll('[data-testid="subscription"]').length >= 2, null, 15000,
       'the subscriptions table does not list the two subscriptions');
 
-    // 4. An ingested event appears live; its subject is shown as text, never run.
+    // 4. An ingested event appears live. Markup in its fields is shown as
+    // text, never run (checked here in the row, and in the drawer below).
     const xss = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>';
-    const eventId = await ingest({ type: 'order.created', subject: xss, data: { order_id: 42, total: 19.5 } });
+    const eventId = await ingest({
+      type: 'order.created', subject: 'order/42 <i>vip</i>', source: xss, data: { order_id: 42, total: 19.5, note: xss },
+    });
     log('ingested', eventId);
     const row = '[data-testid="event-row"][data-event-id="' + eventId + '"]';
     await waitVisible(page, row, 15000, 'the ingested event ' + eventId + ' did not appear in Live events');
     const cell = await page.textContent(row);
-    check(cell.includes('<img src=x'), 'the event subject is not shown as plain text: ' + JSON.stringify(cell));
-    check(await page.evaluate(() => window.__xss === undefined), 'markup from event data was executed');
+    check(cell.includes('order/42 <i>vip</i>'), 'the event subject is not shown as plain text: ' + JSON.stringify(cell));
+    check(await page.locator(row + ' i').count() === 0, 'markup in the event subject became an element');
 
     // More traffic, so that the chart and the table have something to show.
     const types = ['order.paid', 'order.shipped', 'invoice.created', 'user.signed_up', 'order.created'];
@@ -233,6 +236,10 @@ async function main() {
       'the drawer does not show the succeeded delivery to the healthy endpoint');
     const json = await page.textContent('#drawer-json');
     check(json.includes('"order_id": 42'), 'the drawer does not show the event payload');
+    const facts = await page.textContent('#drawer-facts');
+    check(facts.includes('<img src=x onerror='), 'the event source is not shown as plain text: ' + JSON.stringify(facts));
+    check(await page.locator('#drawer img, #drawer script').count() === 0, 'markup in the event became elements');
+    check(await page.evaluate(() => window.__xss === undefined), 'markup from event data was executed');
     await page.click('#drawer-close');
     await waitGone(page, '#drawer:not([hidden])', 5000, 'the drawer did not close');
 

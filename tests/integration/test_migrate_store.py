@@ -7,7 +7,9 @@ $TRIGGERS_TEST_PG_DIR/url (`scripts/test-pg start <dir>`; the ctest fixture
 "pg" starts it). Without TRIGGERS_TEST_PG_DIR the tests are skipped.
 
 Run from the repo root:
-  TRIGGERS_TEST_PG_DIR=build/pg /usr/bin/python3 -m unittest -v tests/integration/test_migrate_store.py
+  scripts/test-pg start build/pg
+  TRIGGERS_TEST_PG_DIR=build/pg /usr/bin/python3 -m unittest -v \
+      tests/integration/test_migrate_store.py
 """
 
 import base64
@@ -16,7 +18,6 @@ import hmac
 import json
 import os
 import re
-import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -28,9 +29,10 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import harness  # noqa: E402
+import pg  # noqa: E402
 from harness import (  # noqa: E402
-    KNOWN_SECRETS, ServerTestCase, make_key, register_secret, run_cli, unique_tenant,
+    KNOWN_SECRETS, ServerTestCase, fresh_pg_database, make_key, register_secret, run_cli,
+    unique_tenant,
 )
 from receiver import Receiver  # noqa: E402
 
@@ -45,20 +47,6 @@ PSQL = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
 
 def q(value):
     return urllib.parse.quote(str(value), safe="")
-
-
-def pg_base_url():
-    """The test server's URL, or None when no test PostgreSQL is configured."""
-    d = os.environ.get("TRIGGERS_TEST_PG_DIR")
-    if not d:
-        return None
-    with open(os.path.join(d, "url")) as f:  # configured but missing: an error
-        return f.read().strip()
-
-
-def url_with_db(url, db):
-    u = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + db, u.query, u.fragment))
 
 
 def psql(url, sql):
@@ -82,20 +70,13 @@ class MigrateStoreCase(ServerTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.pg_url = pg_base_url()
-        if cls.pg_url is None:
+        if not pg.pg_dir():
             raise unittest.SkipTest("TRIGGERS_TEST_PG_DIR is not set (no test PostgreSQL)")
 
     # ---------------------------------------------------------------- helpers
     def fresh_database(self):
         """A new, empty database on the test server (dropped after the test); its URL."""
-        make = getattr(harness, "fresh_pg_database", None)
-        if make is not None:
-            return make(self)
-        name = "mig_it_" + secrets.token_hex(6)
-        psql(self.pg_url, "CREATE DATABASE " + name)
-        self.addCleanup(psql, self.pg_url, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
-        return url_with_db(self.pg_url, name)
+        return fresh_pg_database(self)
 
     def migrate(self, data_dir, url, expect_rc=0):
         p = run_cli("migrate-store", "--data-dir", data_dir, "--postgres-url", url, timeout=120)
@@ -134,9 +115,14 @@ class MigrateStoreCase(ServerTestCase):
         return got
 
     def get(self, srv, path, key, expect=200):
+        """GET; returns (text, parsed JSON). The text is the body decoded as
+        UTF-8 with each invalid byte read as U+FFFD: the SQLite store answers
+        a response_snippet's bytes as they came, the PostgreSQL store (and so
+        the copy) keeps them with U+FFFD in place of those that are not UTF-8."""
         r = srv.request("GET", path, key=key)
         self.assertStatus(r, expect, "GET " + path)
-        return r
+        text = r.raw.decode("utf-8", "replace")
+        return text, json.loads(text)
 
     def pages(self, srv, path, key):
         """Every page of a list (raw bodies), following next_cursor."""
@@ -144,9 +130,9 @@ class MigrateStoreCase(ServerTestCase):
         for _ in range(100):
             sep = "&" if "?" in path else "?"
             p = path + sep + "limit=3" + ("&after=" + q(cursor) if cursor else "")
-            r = self.get(srv, p, key)
-            raws.append(r.raw)
-            cursor = r.json["next_cursor"]
+            text, obj = self.get(srv, p, key)
+            raws.append(text)
+            cursor = obj["next_cursor"]
             if cursor is None:
                 return raws
         self.fail("pagination of %s does not end" % path)
@@ -159,25 +145,25 @@ class MigrateStoreCase(ServerTestCase):
                 "keys": self.pages(srv, "/v1/keys", admin)}
         for raw in snap["events"]:
             for ev in json.loads(raw)["data"]:
-                snap["event " + ev["id"]] = self.get(srv, "/v1/events/" + ev["id"], key).raw
+                snap["event " + ev["id"]] = self.get(srv, "/v1/events/" + ev["id"], key)[0]
         for raw in snap["deliveries"]:
             for d in json.loads(raw)["data"]:
-                snap["delivery " + d["id"]] = self.get(srv, "/v1/deliveries/" + d["id"], key).raw
+                snap["delivery " + d["id"]] = self.get(srv, "/v1/deliveries/" + d["id"], key)[0]
         for raw in snap["subscriptions"]:
             for s in json.loads(raw)["data"]:
-                snap["sub " + s["id"]] = self.get(srv, "/v1/subscriptions/" + s["id"], key).raw
+                snap["sub " + s["id"]] = self.get(srv, "/v1/subscriptions/" + s["id"], key)[0]
         return snap
 
     def delivery_of(self, srv, key, event_id, sub_id):
-        r = self.get(srv, "/v1/deliveries?limit=100&event_id=%s&subscription_id=%s"
-                     % (event_id, sub_id), key)
-        self.assertEqual(len(r.json["data"]), 1, r.raw[:500])
-        return r.json["data"][0]
+        text, obj = self.get(srv, "/v1/deliveries?limit=100&event_id=%s&subscription_id=%s"
+                             % (event_id, sub_id), key)
+        self.assertEqual(len(obj["data"]), 1, text[:500])
+        return obj["data"][0]
 
     def wait_delivery(self, srv, key, dlv_id, pred, what, timeout=15):
         deadline = time.monotonic() + timeout
         while True:
-            d = self.get(srv, "/v1/deliveries/" + dlv_id, key).json
+            d = self.get(srv, "/v1/deliveries/" + dlv_id, key)[1]
             if pred(d):
                 return d
             if time.monotonic() > deadline:
@@ -216,7 +202,8 @@ class MigrateStoreTests(MigrateStoreCase):
         admin = srv.admin_key
         self.assertTrue(admin)
         tenant = unique_tenant("mig")
-        key = make_key(srv, tenant, ["ingest", "read", "manage", "consume"], name="m\u00fcller")["key"]
+        key = make_key(srv, tenant, ["ingest", "read", "manage", "consume"],
+                       name="m\u00fcller")["key"]
         revoked = make_key(srv, tenant, ["read"])
         self.assertStatus(srv.request("DELETE", "/v1/keys/" + revoked["id"], key=admin), 204)
 
@@ -229,7 +216,8 @@ class MigrateStoreTests(MigrateStoreCase):
         gone = create_sub(url=rcv.url("/ok"), event_types=["order.*"])
         self.assertStatus(srv.request("DELETE", "/v1/subscriptions/" + gone["id"], key=key), 204)
         fail = create_sub(url=rcv.url("/fail"), event_types=["order.*"], max_in_flight=3,
-                          rate_limit_per_s=0.25 + 1e-9, description="caf\u00e9 \u2603\t\"q\"")
+                          rate_limit_per_s=1234.5678901234567,
+                          description="caf\u00e9 \u2603\t\"q\"")
         ok = create_sub(url=rcv.url("/ok"), event_types=["order.*"],
                         filter={"data": {"n": [{"exists": True}]}})
         r = srv.request("POST", "/v1/subscriptions/%s/rotate-secret" % ok["id"], key=key)
@@ -270,8 +258,8 @@ class MigrateStoreTests(MigrateStoreCase):
         self.assertEqual([m["event"]["id"] for m in m1], [e1["id"]])
         m2 = self.receive(srv, key, pull["id"], max=1)
         self.assertEqual([m["event"]["id"] for m in m2], [e2["id"]])
-        self.assertEqual(self.settle(srv, key, pull["id"], [m2[0]["receipt"]])["results"][0]["status"],
-                         "acked")
+        res = self.settle(srv, key, pull["id"], [m2[0]["receipt"]])["results"]
+        self.assertEqual(res[0]["status"], "acked")
 
         # ---- migrate-store refuses while the server runs; the target stays empty
         p = self.migrate(srv.data_dir, target, expect_rc=1)
@@ -306,56 +294,57 @@ class MigrateStoreTests(MigrateStoreCase):
         admin_file = os.path.join(srv.data_dir, "admin.key")
         with open(admin_file) as f:
             self.assertEqual(f.read().strip(), admin)
-        pg = self.start_server(args=BASE_ARGS + ["--store", "postgres", "--postgres-url", target],
-                               data_dir=srv.data_dir, admin_key=False)
-        self.assertEqual(pg.admin_key, admin, "admin.key was rewritten")
-        self.assertIsNone(pg.wait_log(lambda o: o.get("msg") == "admin key created", timeout=0.2))
-        self.assertTrue(pg.wait_log(lambda o: o.get("msg") == "listening" and
-                                    o.get("store") == "postgres", timeout=1))
+        pgsrv = self.start_server(
+            args=BASE_ARGS + ["--store", "postgres", "--postgres-url", target],
+            data_dir=srv.data_dir, admin_key=False)
+        self.assertEqual(pgsrv.admin_key, admin, "admin.key was rewritten")
+        self.assertIsNone(pgsrv.wait_log(lambda o: o.get("msg") == "admin key created",
+                                         timeout=0.2))
+        self.assertTrue(pgsrv.wait_log(lambda o: o.get("msg") == "listening" and
+                                       o.get("store") == "postgres", timeout=1))
 
-        after = self.snapshot(pg, key, admin)
+        after = self.snapshot(pgsrv, key, admin)
         self.assertEqual(sorted(after), sorted(before))
         for name in before:
             self.assertEqual(after[name], before[name], name)
         # The events, byte for byte (the raw bodies are equal; data spelled out too).
-        ev1 = self.get(pg, "/v1/events/" + e1["id"], key).raw
+        ev1 = pgsrv.request("GET", "/v1/events/" + e1["id"], key=key).raw
         self.assertIn(body1[body1.index(b"{ \"n\":1"):-2], ev1)
 
         # Keys: the tenant key and the admin key work, the revoked one does not.
-        self.assertStatus(pg.request("GET", "/v1/keys", key=admin), 200)
-        self.assertEqual(pg.request("GET", "/v1/events", key=revoked["key"]).status, 401)
+        self.assertStatus(pgsrv.request("GET", "/v1/keys", key=admin), 200)
+        self.assertEqual(pgsrv.request("GET", "/v1/events", key=revoked["key"]).status, 401)
 
         # The same Idempotency-Key and body: a duplicate of e1; another body: 409.
-        dup = self.ingest_raw(pg, key, body1, headers=idem)
+        dup = self.ingest_raw(pgsrv, key, body1, headers=idem)
         self.assertTrue(dup["duplicate"], dup)
         self.assertEqual(dup["id"], e1["id"])
-        self.ingest_raw(pg, key, body1.replace(b"order/1", b"order/2"), headers=idem, expect=409)
+        self.ingest_raw(pgsrv, key, body1.replace(b"order/1", b"order/2"), headers=idem, expect=409)
 
         # Pull: e3 is handed out; e1's lease (and receipt) survived the move.
-        m3 = self.receive(pg, key, pull["id"], max=10)
+        m3 = self.receive(pgsrv, key, pull["id"], max=10)
         self.assertEqual([m["event"]["id"] for m in m3], [e3["id"]])
         stored = json.loads(before["event " + e3["id"]])
         stored.pop("deliveries")
         self.assertEqual(m3[0]["event"], stored)
-        res = self.settle(pg, key, pull["id"], [m1[0]["receipt"], m3[0]["receipt"]])["results"]
+        res = self.settle(pgsrv, key, pull["id"], [m1[0]["receipt"], m3[0]["receipt"]])["results"]
         self.assertEqual([x["status"] for x in res], ["acked", "acked"])
 
         # Ordered pull: one at a time in ingestion order, a new event after the copied ones.
-        s4 = self.ingest_raw(pg, key, {"type": "seq.step", "data": {"i": 3},
-                                       "ordering_key": "k"})["id"]
+        s4 = self.ingest_raw(pgsrv, key, {"type": "seq.step", "data": {"i": 3},
+                                          "ordering_key": "k"})["id"]
         got = []
         for _ in range(4):
-            ms = self.receive(pg, key, ordered["id"], max=10)
+            ms = self.receive(pgsrv, key, ordered["id"], max=10)
             self.assertEqual(len(ms), 1, ms)
             got.append(ms[0]["event"]["id"])
-            self.settle(pg, key, ordered["id"], [ms[0]["receipt"]])
+            self.settle(pgsrv, key, ordered["id"], [ms[0]["receipt"]])
         self.assertEqual(got, seqs + [s4])
-        self.assertEqual(self.receive(pg, key, ordered["id"], max=10), [])
+        self.assertEqual(self.receive(pgsrv, key, ordered["id"], max=10), [])
 
         # Webhooks go on, signed with the new secret and the rotated one.
-        e5 = self.ingest_raw(pg, key, {"type": "order.refunded", "data": {"n": 5}})
-        req = [r for r in rcv.wait_for("/ok", 1, 15, pred=lambda r: r.headers.get("webhook-id")
-                                       == e5["id"])]
+        e5 = self.ingest_raw(pgsrv, key, {"type": "order.refunded", "data": {"n": 5}})
+        req = rcv.wait_for("/ok", 1, 15, pred=lambda r: r.headers.get("webhook-id") == e5["id"])
         self.assertTrue(req, "the new event reached /ok")
         h = req[0].headers
         sigs = h["webhook-signature"].split(" ")
@@ -392,7 +381,10 @@ class MigrateStoreTests(MigrateStoreCase):
         p = self.migrate(srv.data_dir, target, expect_rc=1)
         self.assertIn(last["id"], p.stderr)
         self.assertIn("data", p.stderr)
-        self.assertIn("events:", p.stdout)  # it was copying when it failed
+        # api_keys had been copied (and two chunks of events) in the transaction
+        # that was rolled back.
+        self.assertRegex(p.stdout, r"api_keys +1 of 1 rows")
+        self.assertNotIn("committed", p.stdout)
         self.assertEqual(self.pg_counts(target), dict.fromkeys(TABLES, 0))
 
     def test_refusals(self):

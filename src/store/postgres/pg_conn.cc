@@ -54,24 +54,7 @@ void ArrayBuilder::AddNull() {
   out_ += "NULL";
 }
 
-std::string SanitizeText(std::string_view s) {
-  if (core::IsValidUtf8(s) && s.find('\0') == std::string_view::npos) return std::string(s);
-  std::string out;
-  out.reserve(s.size());
-  size_t i = 0;
-  while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (c != 0 && n > 0 && i + n <= s.size() && core::IsValidUtf8(s.substr(i, n))) {
-      out.append(s.substr(i, n));
-      i += n;
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    }
-  }
-  return out;
-}
+std::string SanitizeText(std::string_view s) { return core::ToValidUtf8(s); }
 
 static void DebugNotice(void*, const char* message) {
   std::string m = message ? message : "";
@@ -145,7 +128,40 @@ Result<Rows> Conn::Check(PGresult* raw, const char* what) {
   return Status::Unavailable(text);
 }
 
+// A connection that died while idle in the pool (the server restarted, a
+// proxy dropped it) still looks fine until it is used. When the first
+// statement outside a transaction fails because of that, the server never
+// ran it: reconnect and run it once more. (Inside a transaction the BEGIN
+// is that first statement.)
+template <typename F>
+auto Conn::Retrying(F&& f) -> decltype(f()) {
+  const bool idle = c_ && PQstatus(c_) == CONNECTION_OK && PQtransactionStatus(c_) == PQTRANS_IDLE;
+  auto r = f();
+  if (!r.ok() && idle && c_ && PQstatus(c_) == CONNECTION_BAD) r = f();
+  return r;
+}
+
 Result<Rows> Conn::Run(const char* sql, const Params& p) {
+  return Retrying([&] { return RunNoRetry(sql, p); });
+}
+
+Result<Rows> Conn::RunOnce(const std::string& sql, const Params& p) {
+  return Retrying([&]() -> Result<Rows> {
+    if (Status s = Ensure(); !s.ok()) return s;
+    return Check(PQexecParams(c_, sql.c_str(), p.size(), nullptr, p.values(), nullptr, nullptr, 0),
+                 "query");
+  });
+}
+
+Status Conn::Exec(const char* sql) {
+  return Retrying([&]() -> Status {
+    if (Status s = Ensure(); !s.ok()) return s;
+    auto r = Check(PQexec(c_, sql), "exec");
+    return r.ok() ? Status::Ok() : r.status();
+  });
+}
+
+Result<Rows> Conn::RunNoRetry(const char* sql, const Params& p) {
   if (Status s = Ensure(); !s.ok()) return s;
   auto it = prepared_.find(sql);
   if (it == prepared_.end()) {
@@ -156,18 +172,6 @@ Result<Rows> Conn::Run(const char* sql, const Params& p) {
   }
   return Check(PQexecPrepared(c_, it->second.c_str(), p.size(), p.values(), nullptr, nullptr, 0),
                "query");
-}
-
-Result<Rows> Conn::RunOnce(const std::string& sql, const Params& p) {
-  if (Status s = Ensure(); !s.ok()) return s;
-  return Check(PQexecParams(c_, sql.c_str(), p.size(), nullptr, p.values(), nullptr, nullptr, 0),
-               "query");
-}
-
-Status Conn::Exec(const char* sql) {
-  if (Status s = Ensure(); !s.ok()) return s;
-  auto r = Check(PQexec(c_, sql), "exec");
-  return r.ok() ? Status::Ok() : r.status();
 }
 
 void Conn::Rollback() {

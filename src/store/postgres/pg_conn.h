@@ -167,6 +167,9 @@ class Conn {
 
  private:
   Result<Rows> Check(PGresult* r, const char* what);
+  Result<Rows> RunNoRetry(const char* sql, const Params& p);
+  template <typename F>
+  auto Retrying(F&& f) -> decltype(f());
   std::string url_;
   int connect_timeout_s_;
   PGconn* c_ = nullptr;

@@ -331,6 +331,10 @@ class PgStore final : public Store {
     }
     if (!s.ok()) {
       for (auto* it : items) it->outcome = IngestItem::Outcome::kPending;
+      // Ids are fresh, so a unique violation can only mean that an earlier
+      // try of this very batch committed before its connection died: the
+      // outcome is not known here, so it is a 503, never a 2xx or a 409.
+      if (!s.IsUnavailable()) s = Status::Unavailable(s.message());
     }
     return s;
   }
@@ -1066,7 +1070,8 @@ class PgStore final : public Store {
         "d.id=c.did AND $5>0 AND c.datt>=$5 RETURNING d.id), "
         "up AS (UPDATE deliveries d SET status='in_flight', next_attempt_at=$4, updated_at=$2, "
         "attempts=d.attempts+(CASE WHEN $5>0 THEN 1 ELSE 0 END), receipt=CASE WHEN $5>0 THEN "
-        "d.id||'.'||replace(gen_random_uuid()::text,'-','') END FROM c WHERE d.id=c.did AND "
+        "d.id||'.'||left(replace(gen_random_uuid()::text,'-',''),12)||left(replace(gen_random_uuid("
+        ")::text,'-',''),12) END FROM c WHERE d.id=c.did AND "
         "NOT ($5>0 AND c.datt>=$5) RETURNING "
         "d.id,d.tenant,d.event_id,d.subscription_id,d.status,d.attempts,"
         "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,d.receipt) "
