@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all bootstrap build run test test-asan bench-ingest bench-delivery bench-pull format clean
+.PHONY: all bootstrap build run test test-asan bench-ingest bench-delivery bench-pull bench-postgres format clean
 
 all: build
 
@@ -31,6 +31,9 @@ test-asan: bootstrap
 
 bench-pull: build
 	bash bench/pull.sh
+
+bench-postgres: build
+	bash bench/postgres.sh
 
 bench-delivery: build
 	bash bench/delivery.sh

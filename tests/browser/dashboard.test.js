@@ -268,14 +268,14 @@ async function main() {
     await page.evaluate(() => window.scrollTo(0, 0));
     const height = await page.evaluate(() => document.documentElement.scrollHeight);
     await page.setViewportSize({ width: 1440, height: Math.max(900, Math.ceil(height)) });
-    await page.screenshot({ path: SCREENSHOT });
+    await page.screenshot({ path: SCREENSHOT, animations: 'disabled' });
     await page.setViewportSize({ width: 1440, height: 1000 });
     log('screenshot', SCREENSHOT);
     await page.click(row);
     await waitVisible(page, dlv + '[data-status="succeeded"]', 10000, 'the drawer did not reopen');
     await page.evaluate(() => window.scrollTo(0, 0));
     const drawerShot = SCREENSHOT.replace(/\.png$/, '') + '-event.png';
-    await page.screenshot({ path: drawerShot, fullPage: false });
+    await page.screenshot({ path: drawerShot, animations: 'disabled' });
     log('screenshot', drawerShot);
 
     // 9. Disconnect forgets the key.

@@ -109,7 +109,7 @@ CREATE TABLE deliveries(
   ordering_key text,
   receipt text
 );
-CREATE INDEX deliveries_due ON deliveries(subscription_id, next_attempt_at)
+CREATE INDEX deliveries_due ON deliveries(subscription_id, next_attempt_at, seq)
   WHERE next_attempt_at IS NOT NULL;
 CREATE INDEX deliveries_event ON deliveries(tenant, event_id);
 CREATE INDEX deliveries_sub ON deliveries(tenant, subscription_id, id);
