@@ -207,7 +207,9 @@ json::object DeliveryJson(const Delivery& d) {
                              : json::value(nullptr);
   o["last_status_code"] =
       d.last_status_code ? json::value(*d.last_status_code) : json::value(nullptr);
-  o["last_error"] = OptStr(d.last_error);
+  // The error may quote the endpoint's bytes: valid JSON here.
+  o["last_error"] =
+      d.last_error ? json::value(core::ToValidUtf8(*d.last_error)) : json::value(nullptr);
   o["created_at"] = core::FormatTimeMs(d.created_at_ms);
   o["updated_at"] = core::FormatTimeMs(d.updated_at_ms);
   return o;

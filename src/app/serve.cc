@@ -76,16 +76,21 @@ Status BootstrapAdminKey(store::Store* store, const Config& cfg, bool env_key) {
 }
 
 Result<std::unique_ptr<store::Store>> OpenStore(Config& cfg) {
+  // Also with PostgreSQL: the admin key file is written there.
+  std::error_code ec;
+  std::filesystem::create_directories(cfg.data_dir, ec);
+  if (ec)
+    return Status::Unavailable("cannot create --data-dir " + cfg.data_dir + ": " + ec.message());
   if (cfg.store == "postgres") {
+    if (cfg.postgres_url.empty()) {
+      return Status::Validation("--store postgres needs --postgres-url postgresql://...");
+    }
     store::PostgresOptions o;
     o.url = cfg.postgres_url;
     o.pool_size = cfg.postgres_pool;
     return store::OpenPostgres(o);
   }
-  std::error_code ec;
-  std::filesystem::create_directories(cfg.data_dir, ec);
-  if (ec)
-    return Status::Unavailable("cannot create --data-dir " + cfg.data_dir + ": " + ec.message());
+  if (cfg.store != "sqlite") return Status::Validation("--store must be sqlite or postgres");
   store::SqliteOptions o;
   o.path = cfg.DbPath();
   return store::OpenSqlite(o);

@@ -192,7 +192,13 @@ Pool::Handle Pool::Get() {
   Handle h;
   {
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return !idle_.empty() || created_ < size_; });
+    // Bounded: a saturated pool answers 503 rather than holding a request
+    // (or a health check) indefinitely.
+    if (!cv_.wait_for(lock, std::chrono::seconds(5),
+                      [&] { return !idle_.empty() || created_ < size_; })) {
+      h.status_ = Status::Unavailable("store: no free PostgreSQL connection within 5 s");
+      return h;
+    }
     if (!idle_.empty()) {
       h.conn_ = std::move(idle_.back());
       idle_.pop_back();
