@@ -101,6 +101,8 @@ Status ApplyFields(const Context& ctx, const json::object& body, bool creating, 
   if (const json::value* u = body.if_contains("url")) {
     if (sub->kind == "pull" && !u->is_null())
       return Status::Validation("url: a pull subscription has no url");
+    if (sub->kind == "webhook" && u->is_null())
+      return Status::Validation("url: a webhook subscription needs a url (it cannot be null)");
     if (!u->is_null()) {
       if (!u->is_string()) return Status::Validation("url must be a string");
       std::string url(u->as_string());

@@ -1021,7 +1021,7 @@ class SubscriptionApiTests(DeliveryCase):
         for body, field in [({"kind": "pull"}, "kind"), ({"colour": 1}, "colour"),
                             ({"event_types": ["a.**.b"]}, "event_types"),
                             ({"filter": {"data": {"n": [{"nope": 1}]}}}, "filter.data.n[0]"),
-                            ({"url": "gopher://127.0.0.1/"}, "url")]:
+                            ({"url": "gopher://127.0.0.1/"}, "url"), ({"url": None}, "url")]:
             with self.subTest(patch=body):
                 r = self.srv.request("PATCH", "/v1/subscriptions/" + sub["id"], body, key=self.key)
                 self.assertError(r, 400, "validation_error", mentions=field)
