@@ -159,6 +159,11 @@ class Store {
     DeliveryAttempt attempt;
     std::string status;
     int64_t next_attempt_at_ms = 0;
+    // The lease the attempt was made under (its lease_until_ms); when set,
+    // the outcome is written only if the delivery is still in flight under
+    // that lease: after it expired and another worker (node) leased the
+    // delivery again, the newer lease owns it and this outcome is dropped.
+    int64_t lease_until_ms = 0;
   };
   // Writes many outcomes in one transaction.
   virtual Status RecordAttempts(const std::vector<AttemptResult>& results, int64_t now_ms) = 0;
@@ -204,6 +209,9 @@ class Store {
   virtual void SetWorkListener(std::function<void(const std::vector<std::string>&)> fn) {
     (void)fn;
   }
+  // Stops calling the listener (joins its thread); after this returns it is
+  // never called again. Idempotent. Call before what the listener uses dies.
+  virtual void StopWorkListener() {}
 };
 
 struct SqliteOptions {

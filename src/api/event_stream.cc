@@ -17,6 +17,9 @@ bool EventStream::Add(std::string tenant, std::string type_glob, std::shared_ptr
   {
     std::lock_guard lock(mu_);
     if (stopping_ || listeners_.load() >= kMaxListeners) return false;
+    size_t& mine = per_tenant_[tenant];
+    if (mine >= kMaxListenersPerTenant) return false;
+    ++mine;
     listeners_.fetch_add(1);
     added_.push_back({std::move(tenant), std::move(type_glob), std::move(sink)});
   }
@@ -24,11 +27,23 @@ bool EventStream::Add(std::string tenant, std::string type_glob, std::shared_ptr
   return true;
 }
 
+bool EventStream::Full(const std::string& tenant) {
+  std::lock_guard lock(mu_);
+  if (stopping_ || listeners_.load() >= kMaxListeners) return true;
+  auto it = per_tenant_.find(tenant);
+  return it != per_tenant_.end() && it->second >= kMaxListenersPerTenant;
+}
+
 void EventStream::Publish(std::vector<Event> events) {
   {
     std::lock_guard lock(mu_);
-    if (stopping_ || queue_.size() + events.size() > kMaxQueuedEvents) return;
-    for (auto& e : events) queue_.push_back(std::move(e));
+    if (stopping_) return;
+    for (auto& e : events) {
+      const size_t bytes = e.data.size() + 256;
+      if (queued_bytes_ + bytes > kMaxQueuedBytes) break;
+      queued_bytes_ += bytes;
+      queue_.push_back(std::move(e));
+    }
   }
   cv_.notify_one();
 }
@@ -79,14 +94,21 @@ void EventStream::Run() {
     added_.clear();
     std::vector<Event> events = std::move(queue_);
     queue_.clear();
+    queued_bytes_ = 0;
     lock.unlock();
+    // Each frame is built once, then written to every listener it matches,
+    // one chunk per event (a listener's backlog bound applies per frame).
+    std::vector<std::string> frames;
+    frames.reserve(events.size());
+    for (const Event& ev : events) frames.push_back(Frame(ev));
+    std::vector<std::string> gone;  // tenants of listeners that ended
 
     for (auto& l : added) {
       // The first bytes tell the client the stream is open.
       if (l.sink->Write(": connected\n\n")) {
         listeners.push_back(std::move(l));
       } else {
-        listeners_.fetch_sub(1);
+        gone.push_back(l.tenant);
       }
     }
     const bool ping = Clock::now() >= next_ping;
@@ -95,29 +117,34 @@ void EventStream::Run() {
     for (size_t i = 0; i < listeners.size(); ++i) {
       Listener& l = listeners[i];
       bool alive = true;
-      std::string out;
-      for (const Event& ev : events) {
+      for (size_t k = 0; alive && k < events.size(); ++k) {
+        const Event& ev = events[k];
         if (ev.tenant != l.tenant) continue;
         if (!l.type_glob.empty() && !core::TypeGlobMatches(l.type_glob, ev.type)) continue;
-        out += Frame(ev);
+        alive = l.sink->Write(frames[k]);
       }
-      if (!out.empty()) alive = l.sink->Write(std::move(out));
       if (alive && ping) alive = l.sink->Write(": keep-alive\n\n");
       if (alive) {
         if (kept != i) listeners[kept] = std::move(l);
         ++kept;
       } else {
-        listeners_.fetch_sub(1);
+        gone.push_back(std::move(l.tenant));
       }
     }
     listeners.resize(kept);
     lock.lock();
+    for (const auto& t : gone) {
+      listeners_.fetch_sub(1);
+      auto it = per_tenant_.find(t);
+      if (it != per_tenant_.end() && --it->second == 0) per_tenant_.erase(it);
+    }
   }
   lock.unlock();
   for (auto& l : listeners) l.sink->Close();
   lock.lock();
   for (auto& l : added_) l.sink->Close();
   listeners_.store(0);
+  per_tenant_.clear();
   added_.clear();
 }
 

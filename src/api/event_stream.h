@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "api/http_types.h"
@@ -28,7 +29,10 @@ namespace triggers::api {
 class EventStream {
  public:
   static constexpr size_t kMaxListeners = 1000;
-  static constexpr size_t kMaxQueuedEvents = 20000;  // beyond this, new events are not streamed
+  static constexpr size_t kMaxListenersPerTenant = 100;
+  // Events waiting for the stream thread, bounded by bytes of data: beyond
+  // this, new events are not streamed (the log has them).
+  static constexpr size_t kMaxQueuedBytes = 64 << 20;
 
   EventStream();
   ~EventStream();  // Shutdown()
@@ -36,7 +40,10 @@ class EventStream {
   // Cheap: whether anyone listens (the writer copies events only then).
   bool active() const { return listeners_.load(std::memory_order_relaxed) > 0; }
   size_t listeners() const { return listeners_.load(std::memory_order_relaxed); }
-  // Adds a listener; false when too many are open (the caller answers 503).
+  // Whether Add would refuse a listener of this tenant now.
+  bool Full(const std::string& tenant);
+  // Adds a listener; false when too many are open, in all or for this tenant
+  // (the caller answers 503).
   // `type_glob` empty: every type (the glob was validated by the caller).
   bool Add(std::string tenant, std::string type_glob, std::shared_ptr<StreamSink> sink);
   // Events just committed, in commit order.
@@ -61,6 +68,8 @@ class EventStream {
   bool stopping_ = false;
   std::vector<Listener> added_;  // handed to the thread
   std::vector<Event> queue_;
+  size_t queued_bytes_ = 0;
+  std::unordered_map<std::string, size_t> per_tenant_;  // open listeners
   std::thread thread_;
 };
 

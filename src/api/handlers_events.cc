@@ -39,6 +39,20 @@ Response Json(int status, std::string body) {
 
 }  // namespace
 
+namespace {
+
+// 1-255 bytes of UTF-8 text without control characters (stored and compared
+// as text by every store).
+bool ValidIdempotencyKey(std::string_view k) {
+  if (k.empty() || k.size() > 255 || !core::IsValidUtf8(k)) return false;
+  for (char c : k) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 void PostEvent(Context& ctx, const Call& call, Respond respond) {
   const Request& req = *call.req;
   auto batch = std::make_shared<store::IngestBatch>();
@@ -49,9 +63,11 @@ void PostEvent(Context& ctx, const Call& call, Respond respond) {
     return respond(StatusResponse(s, req.request_id));
   }
   if (req.has_idempotency_key) {
-    if (req.idempotency_key.empty() || req.idempotency_key.size() > 255) {
+    if (!ValidIdempotencyKey(req.idempotency_key)) {
       return respond(ErrorResponse(400, "validation_error",
-                                   "Idempotency-Key must be 1-255 characters", req.request_id));
+                                   "Idempotency-Key must be 1-255 characters of UTF-8 text "
+                                   "without control characters",
+                                   req.request_id));
     }
     item.idempotency_key.assign(req.idempotency_key);
     item.body_hash = core::Sha256(req.body);

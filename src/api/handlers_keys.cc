@@ -76,9 +76,10 @@ Response PostKey(Context& ctx, const Call& call) {
     key.scopes |= *bit;
   }
   if (const json::value* name = body.if_contains("name"); name && !name->is_null()) {
-    if (!name->is_string() || name->as_string().size() > 128) {
-      return StatusResponse(Status::Validation("name must be a string of at most 128 characters"),
-                            rid);
+    if (!name->is_string() || name->as_string().size() > 128 ||
+        std::string_view(name->as_string()).find('\0') != std::string_view::npos) {
+      return StatusResponse(
+          Status::Validation("name must be a string of at most 128 characters, without NUL"), rid);
     }
     key.name = std::string(name->as_string());
   }

@@ -20,7 +20,7 @@ void StreamEvents(Context& ctx, const Call& call, Respond respond) {
     }
   }
   EventStream* stream = ctx.event_stream;
-  if (!stream || stream->listeners() >= EventStream::kMaxListeners) {
+  if (!stream || stream->Full(call.who->tenant)) {
     return respond(
         ErrorResponse(503, "unavailable", "too many open streams; retry later", req.request_id));
   }

@@ -170,8 +170,10 @@ Status ApplyFields(const Context& ctx, const json::object& body, bool creating, 
   if (const json::value* d = body.if_contains("description")) {
     if (d->is_null()) {
       sub->description.reset();
-    } else if (!d->is_string() || d->as_string().size() > 512) {
-      return Status::Validation("description must be a string of at most 512 characters");
+    } else if (!d->is_string() || d->as_string().size() > 512 ||
+               std::string_view(d->as_string()).find('\0') != std::string_view::npos) {
+      return Status::Validation(
+          "description must be a string of at most 512 characters, without NUL (\\u0000)");
     } else {
       sub->description = std::string(d->as_string());
     }

@@ -232,11 +232,6 @@ int RunServe(Config& cfg) {
     if (!created.empty()) event_stream.Publish(std::move(created));
   };
   store::IngestWriter writer(st.get(), SystemClock(), wo);
-  // Other nodes' ingests (shared store): wake the same consumers.
-  st->SetWorkListener([&dispatcher, &inbox_ptr](const std::vector<std::string>& subs) {
-    dispatcher.Wake();
-    if (inbox_ptr) inbox_ptr->Notify(subs);
-  });
   api::Context ctx;
   ctx.store = st.get();
   ctx.writer = &writer;
@@ -266,6 +261,16 @@ int RunServe(Config& cfg) {
   api::Inbox inbox(
       [&server_ptr](std::function<void()> fn) { return server_ptr->RunBlocking(std::move(fn)); },
       SystemClock());
+  // Other nodes' ingests (shared store): wake the same consumers. The guard
+  // stops the listener before the inbox and the dispatcher are destroyed.
+  st->SetWorkListener([&dispatcher, &inbox](const std::vector<std::string>& subs) {
+    dispatcher.Wake();
+    inbox.Notify(subs);
+  });
+  struct StopListener {
+    store::Store* store;
+    ~StopListener() { store->StopWorkListener(); }
+  } stop_listener{st.get()};
   ctx.inbox = &inbox;
   ctx.event_stream = &event_stream;
   ctx.inbox_notify = [&inbox](const std::vector<std::string>& subs) { inbox.Notify(subs); };

@@ -137,6 +137,11 @@ Status OptionalString(od::value v, std::string_view field, std::optional<std::st
   if (s.size() > kMaxAttributeLength) {
     return Status::Validation(std::string(field) + " must be at most 256 characters");
   }
+  // Attributes are matched, indexed and shown as text; a NUL character
+  // (\u0000) has no place there (PostgreSQL text cannot even hold it).
+  if (s.find('\0') != std::string_view::npos) {
+    return Status::Validation(std::string(field) + " must not contain the NUL character (\\u0000)");
+  }
   out.emplace(s);
   return Status::Ok();
 }

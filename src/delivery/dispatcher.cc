@@ -120,7 +120,10 @@ void Dispatcher::LeaseAndSend(int64_t now) {
       store_->ReleaseLeases(ids, now);
       continue;
     }
-    for (auto& work : leased.value()) Send(*sub, std::move(work));
+    for (auto& work : leased.value()) {
+      work.delivery.next_attempt_at_ms = lease_until;  // the lease, checked when recording
+      Send(*sub, std::move(work));
+    }
   }
 }
 
@@ -178,6 +181,7 @@ void Dispatcher::RecordOutcomes(std::vector<Outcome>& outcomes, int64_t now) {
     SubState& st = states_[d.subscription_id];
     store::Store::AttemptResult r;
     r.delivery_id = d.id;
+    r.lease_until_ms = d.next_attempt_at_ms;
     r.attempt.at_ms = o.at_ms - o.http.latency_ms;
     r.attempt.status_code = o.http.status_code;
     r.attempt.latency_ms = o.http.latency_ms;

@@ -55,8 +55,12 @@ class SinkImpl final : public api::StreamSink {
   bool Write(std::string data) override {
     std::lock_guard lock(mu_);
     if (closed_) return false;
-    if (backlog_ + data.size() > kMaxBacklog) {
-      closed_ = true;  // the session sees it at its next pump and closes
+    // One chunk may be large when nothing is queued; beyond that a reader
+    // this far behind is cut off (the session closes the connection at once).
+    if (backlog_ > 0 && backlog_ + data.size() > kMaxBacklog) {
+      closed_ = true;
+      aborted_ = true;
+      queue_.clear();
       ScheduleLocked();
       return false;
     }
@@ -81,6 +85,10 @@ class SinkImpl final : public api::StreamSink {
     queue_.clear();
     *ended = closed_;
   }
+  bool aborted() {
+    std::lock_guard lock(mu_);
+    return aborted_;
+  }
   void Written(size_t n) {
     std::lock_guard lock(mu_);
     backlog_ -= std::min(backlog_, n);
@@ -100,6 +108,7 @@ class SinkImpl final : public api::StreamSink {
   std::vector<std::string> queue_;
   size_t backlog_ = 0;
   bool closed_ = false;
+  bool aborted_ = false;  // cut off for reading too slowly
   bool scheduled_ = false;
 };
 
@@ -395,16 +404,22 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   // Writes what the sink has queued (on this session's I/O thread).
   void PumpStream() {
-    if (!sink_ || writing_) return;
+    if (!sink_) return;
+    if (sink_->aborted()) return Close();  // also cancels a write that is stuck
+    if (writing_) return;
     wbuf_.clear();
     bool ended = false;
     sink_->Take(&wbuf_, &ended);
     if (!wbuf_.empty()) {
       writing_ = true;
+      // A client that stops reading cannot hold the connection: each chunk
+      // must be taken within the request timeout.
+      stream_.expires_after(std::chrono::milliseconds(srv_->opts.request_timeout_ms));
       net::async_write(stream_, bhttp::make_chunk(net::buffer(wbuf_)),
                        [self = shared_from_this()](beast::error_code ec, size_t) {
                          self->writing_ = false;
                          if (ec) return self->Close();
+                         self->stream_.expires_never();
                          self->sink_->Written(self->wbuf_.size());
                          self->PumpStream();
                        });

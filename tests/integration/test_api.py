@@ -123,6 +123,9 @@ class ErrorTableTests(ApiCase):
             ({"type": "ok", "ordering_key": "k" * 257}, "ordering_key"),
             ({"type": "ok", "source": 5}, "source"),
             ({"type": "ok", "subject": ["x"]}, "subject"),
+            ({"type": "ok", "subject": "a\u0000b"}, "subject"),
+            ({"type": "ok", "source": "\u0000"}, "source"),
+            ({"type": "ok", "ordering_key": "k\u0000"}, "ordering_key"),
             ({"type": "ok", "ordering_key": {}}, "ordering_key"),
             (b'{"type":"a","type":"b"}', "type"),
         ]
@@ -716,6 +719,53 @@ class EventTests(ApiCase):
         r = self.srv.request("POST", "/v1/events", {"type": "idem.len"}, key=key,
                              headers={"Idempotency-Key": "k" * 256})
         self.assertError(r, 400, "validation_error", mentions="idempotency")
+
+    def test_text_that_no_store_can_hold_is_a_400_and_harms_no_one(self):
+        """NUL characters and bytes that are not UTF-8 are refused where they
+        enter (the PostgreSQL store cannot hold them in text), and a bad batch
+        entry fails alone: the rest of the batch, and other tenants' events
+        committed in the same group commit, are stored."""
+        key, _ = self.new_key(scopes=("ingest", "read", "manage"))
+        for value in (b"k\xff\xfe", b"tab\tkey", b"k\x7f"):
+            with self.subTest(idempotency_key=value):
+                conn = self.srv.connection()
+                try:
+                    conn.putrequest("POST", "/v1/events")
+                    conn.putheader("Authorization", "Bearer " + key)
+                    conn.putheader("Content-Type", "application/json")
+                    conn.putheader("Idempotency-Key", value)
+                    body = b'{"type":"idem.bad"}'
+                    conn.putheader("Content-Length", str(len(body)))
+                    conn.endheaders(body)
+                    resp = conn.getresponse()
+                    raw = resp.read()
+                finally:
+                    conn.close()
+                self.assertEqual(resp.status, 400, raw)
+                if value != b"k\x7f":  # DEL: the HTTP parser refuses the header already
+                    self.assertIn(b"Idempotency-Key", raw)
+        self.ingest(key, {"type": "idem.ok"}, headers={"Idempotency-Key": "caf\u00e9-1".encode()})
+        r = self.srv.request("POST", "/v1/events/batch", {"events": [
+            {"type": "nul.ok", "data": {"s": "\u0000 inside data is fine"}},
+            {"type": "nul.bad", "subject": "x\u0000y"},
+            {"type": "nul.ok", "data": 2}]}, key=key)
+        body = self.assertStatus(r, 200)
+        self.assertEqual(body["failed_count"], 1)
+        self.assertIn("subject", body["results"][1]["error"]["message"])
+        got = self.srv.request("GET", "/v1/events/" + body["results"][0]["id"], key=key)
+        self.assertEqual(self.assertStatus(got, 200)["data"], {"s": "\u0000 inside data is fine"})
+        r = self.srv.request("POST", "/v1/subscriptions", {"kind": "pull", "description": "a\u0000b"},
+                             key=key)
+        self.assertError(r, 400, "validation_error", mentions="description")
+        r = self.srv.request("POST", "/v1/keys", {"tenant": "x", "scopes": ["read"],
+                                                  "name": "n\u0000"}, key=self.srv.admin_key)
+        self.assertError(r, 400, "validation_error", mentions="name")
+        # Lookups with bytes that are not UTF-8 find nothing; they are not a 503.
+        for path in ("/v1/events/evt_%FF", "/v1/deliveries?event_id=%FF",
+                     "/v1/events?type=%FF"):
+            with self.subTest(path=path):
+                r = self.srv.request("GET", path, key=key)
+                self.assertIn(r.status, (200, 400, 404), r.raw)
 
     def test_batch_mixed_entries(self):
         key, _ = self.new_key()

@@ -109,10 +109,13 @@ class SseClient:
         return True
 
     def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        # shutdown first: a plain close() does not end the connection while
+        # the reader thread is still inside recv() on it.
+        for op in (lambda: self.sock.shutdown(socket.SHUT_RDWR), self.sock.close):
+            try:
+                op()
+            except OSError:
+                pass
 
 
 class StreamTest(ServerTestCase):
@@ -217,6 +220,52 @@ class StreamTest(ServerTestCase):
         self.assertTrue(c.wait(lambda s: len(s.events) >= 20, timeout=10), len(c.events))
         self.assertEqual([e[1] for e in c.events], ids)
         self.assertEqual(c.events[-1][2]["data"], big)
+
+    def test_a_reader_that_stops_reading_is_cut_off(self):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(30)
+        sock.connect((self.srv.host, self.srv.port))
+        self.addCleanup(sock.close)
+        sock.sendall(("GET /v1/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
+                      "\r\n\r\n" % self.key).encode())
+        self.assertIn(b" 200 ", sock.recv(256))
+        big = {"blob": "y" * 100000}
+        for _ in range(100):  # 10 MB: more than the backlog bound and the socket buffers
+            self.ingest("slow.reader", big)
+        # The server gave up on this reader: what it had sent is readable,
+        # then the connection ends (without the bound it would stay open).
+        deadline = time.monotonic() + 25
+        while True:
+            self.assertLess(time.monotonic(), deadline, "the stalled stream was never closed")
+            try:
+                data = sock.recv(1 << 20)
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+        # Everyone else is fine.
+        c = self.open()
+        mark = self.ingest("after.slow", {})
+        self.assertTrue(c.wait(lambda s: any(e[1] == mark for e in s.events)))
+
+    def test_one_tenant_cannot_take_every_stream(self):
+        mine = [self.open() for _ in range(100)]
+        self.assertTrue(all(c.status == 200 for c in mine))
+        r = self.srv.request("GET", "/v1/events/stream", key=self.key)
+        self.assertError(r, 503, "unavailable")
+        other = self.open(key=make_key(self.srv, unique_tenant(), ["read"])["key"])
+        self.assertEqual(other.status, 200)
+        for c in mine[:10]:
+            c.close()
+        deadline = time.monotonic() + 20  # closed streams are noticed at the next keep-alive
+        while True:
+            c = SseClient(self.srv, self.key)
+            self.clients.append(c)
+            if c.status == 200:
+                break
+            self.assertLess(time.monotonic(), deadline, "slots of closed streams never came back")
+            time.sleep(0.5)
 
     def test_stats_counts_ingest_and_deliveries(self):
         with Receiver() as rcv:

@@ -1,5 +1,7 @@
 #include "store/postgres/pg_conn.h"
 
+#include <poll.h>
+
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -114,6 +116,7 @@ Status Conn::Ensure() {
 Result<Rows> Conn::Check(PGresult* raw, const char* what) {
   ResultPtr r(raw);
   ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  last_retryable_ = false;
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return Rows(std::move(r));
   std::string state, msg;
   if (r) {
@@ -124,44 +127,16 @@ Result<Rows> Conn::Check(PGresult* raw, const char* what) {
   }
   if (msg.empty()) msg = ConnError(c_);
   std::string text = std::string("store: ") + what + ": " + msg;
+  last_retryable_ = state == "40P01" || state == "40001";
   if (state == "23505") return Status::Conflict(text);
+  // Class 22, data exception: the value itself is bad (e.g. bytes that are
+  // not UTF-8), not the database: the caller's 400, never a 503.
+  if (state.size() == 5 && state.compare(0, 2, "22") == 0) return Status::Validation(text);
   return Status::Unavailable(text);
 }
 
-// A connection that died while idle in the pool (the server restarted, a
-// proxy dropped it) still looks fine until it is used. When the first
-// statement outside a transaction fails because of that, the server never
-// ran it: reconnect and run it once more. (Inside a transaction the BEGIN
-// is that first statement.)
-template <typename F>
-auto Conn::Retrying(F&& f) -> decltype(f()) {
-  const bool idle = c_ && PQstatus(c_) == CONNECTION_OK && PQtransactionStatus(c_) == PQTRANS_IDLE;
-  auto r = f();
-  if (!r.ok() && idle && c_ && PQstatus(c_) == CONNECTION_BAD) r = f();
-  return r;
-}
-
 Result<Rows> Conn::Run(const char* sql, const Params& p) {
-  return Retrying([&] { return RunNoRetry(sql, p); });
-}
-
-Result<Rows> Conn::RunOnce(const std::string& sql, const Params& p) {
-  return Retrying([&]() -> Result<Rows> {
-    if (Status s = Ensure(); !s.ok()) return s;
-    return Check(PQexecParams(c_, sql.c_str(), p.size(), nullptr, p.values(), nullptr, nullptr, 0),
-                 "query");
-  });
-}
-
-Status Conn::Exec(const char* sql) {
-  return Retrying([&]() -> Status {
-    if (Status s = Ensure(); !s.ok()) return s;
-    auto r = Check(PQexec(c_, sql), "exec");
-    return r.ok() ? Status::Ok() : r.status();
-  });
-}
-
-Result<Rows> Conn::RunNoRetry(const char* sql, const Params& p) {
+  if (p.has_nul()) return Status::Validation("store: text cannot contain a NUL character");
   if (Status s = Ensure(); !s.ok()) return s;
   auto it = prepared_.find(sql);
   if (it == prepared_.end()) {
@@ -172,6 +147,34 @@ Result<Rows> Conn::RunNoRetry(const char* sql, const Params& p) {
   }
   return Check(PQexecPrepared(c_, it->second.c_str(), p.size(), p.values(), nullptr, nullptr, 0),
                "query");
+}
+
+Result<Rows> Conn::RunOnce(const std::string& sql, const Params& p) {
+  if (p.has_nul()) return Status::Validation("store: text cannot contain a NUL character");
+  if (Status s = Ensure(); !s.ok()) return s;
+  return Check(PQexecParams(c_, sql.c_str(), p.size(), nullptr, p.values(), nullptr, nullptr, 0),
+               "query");
+}
+
+Status Conn::Exec(const char* sql) {
+  if (Status s = Ensure(); !s.ok()) return s;
+  auto r = Check(PQexec(c_, sql), "exec");
+  return r.ok() ? Status::Ok() : r.status();
+}
+
+// An idle connection has nothing to read. When it does, the server has
+// said goodbye (a restart sends FATAL and closes) or the peer reset it:
+// drop it now, so the next statement runs on a new connection instead of
+// failing on this one. (Statements are never re-sent: one that failed may
+// have run.)
+void Conn::DropIfDeadWhileIdle() {
+  if (!c_ || PQstatus(c_) != CONNECTION_OK) return;
+  pollfd fd{PQsocket(c_), POLLIN, 0};
+  if (::poll(&fd, 1, 0) <= 0) return;
+  PQconsumeInput(c_);
+  PQfinish(c_);
+  c_ = nullptr;
+  prepared_.clear();
 }
 
 void Conn::Rollback() {
@@ -202,6 +205,7 @@ Pool::Handle Pool::Get() {
     if (!idle_.empty()) {
       h.conn_ = std::move(idle_.back());
       idle_.pop_back();
+      h.conn_->DropIfDeadWhileIdle();
     } else {
       ++created_;
       h.conn_ = std::make_unique<Conn>(url_, connect_timeout_s_);

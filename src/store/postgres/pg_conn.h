@@ -56,6 +56,7 @@ class Rows {
 class Params {
  public:
   Params& Add(const std::string& v) {
+    if (v.find('\0') != std::string::npos) has_nul_ = true;
     values_.push_back(v.c_str());
     return *this;
   }
@@ -64,7 +65,8 @@ class Params {
     return *this;
   }
   Params& Add(const std::optional<std::string>& v) {
-    values_.push_back(v ? v->c_str() : nullptr);
+    if (v) return Add(*v);
+    values_.push_back(nullptr);
     return *this;
   }
   Params& Add(int64_t v) {
@@ -88,14 +90,19 @@ class Params {
   }
   // Takes ownership of a built value (an array literal, a hex string).
   Params& Own(std::string v) {
+    if (v.find('\0') != std::string::npos) has_nul_ = true;
     owned_.push_back(std::move(v));
     values_.push_back(owned_.back().c_str());
     return *this;
   }
   int size() const { return static_cast<int>(values_.size()); }
   const char* const* values() const { return values_.data(); }
+  // A value holds a NUL byte: text parameters cannot carry it (the
+  // statement is refused with Validation instead of sending a cut value).
+  bool has_nul() const { return has_nul_; }
 
  private:
+  bool has_nul_ = false;
   std::vector<const char*> values_;
   std::deque<std::string> owned_;  // stable addresses
 };
@@ -162,17 +169,21 @@ class Conn {
     return s;
   }
   void Rollback();
+  // The last statement failed with a deadlock or a serialization failure
+  // (SQLSTATE 40P01 / 40001): running the whole transaction again is safe.
+  bool last_failure_retryable() const { return last_retryable_; }
+  // Pool use: drops the connection if the server closed it while idle.
+  void DropIfDeadWhileIdle();
   PGconn* raw() const { return c_; }
   bool broken() const { return c_ == nullptr || PQstatus(c_) != CONNECTION_OK; }
 
  private:
   Result<Rows> Check(PGresult* r, const char* what);
-  Result<Rows> RunNoRetry(const char* sql, const Params& p);
-  template <typename F>
-  auto Retrying(F&& f) -> decltype(f());
+
   std::string url_;
   int connect_timeout_s_;
   PGconn* c_ = nullptr;
+  bool last_retryable_ = false;
   std::unordered_map<const char*, std::string> prepared_;
 };
 

@@ -263,14 +263,17 @@ class PgStore final : public Store {
       : opts_(std::move(o)), pool_(opts_.url, opts_.pool_size, opts_.connect_timeout_s) {}
 
   ~PgStore() override {
-    if (listener_.joinable()) {
-      stop_.store(true);
-      uint64_t one = 1;
-      ssize_t n = ::write(wake_fd_, &one, sizeof one);
-      (void)n;
-      listener_.join();
-    }
+    StopWorkListener();
     if (wake_fd_ >= 0) ::close(wake_fd_);
+  }
+
+  void StopWorkListener() override {
+    if (!listener_.joinable()) return;
+    stop_.store(true);
+    uint64_t one = 1;
+    ssize_t n = ::write(wake_fd_, &one, sizeof one);
+    (void)n;
+    listener_.join();
   }
 
   Status Init() {
@@ -324,10 +327,30 @@ class PgStore final : public Store {
       // The common case: one statement, its own transaction, one fsync.
       s = InsertBulk(*c, items, now_ms);
     } else {
-      s = c->Txn(false, [&]() -> Status {
-        if (Status d = DecideIdempotency(*c, items, now_ms, window_ms); !d.ok()) return d;
-        return InsertBulk(*c, items, now_ms);
-      });
+      // Two nodes claiming the same keys in opposite orders deadlock; the
+      // loser's transaction is rolled back and run once more (its items
+      // restored first: deciding a duplicate rewrites an item's event).
+      struct Saved {
+        std::string id, type;
+        int64_t received_at_ms;
+      };
+      std::vector<Saved> saved;
+      saved.reserve(items.size());
+      for (auto* it : items)
+        saved.push_back({it->event.id, it->event.type, it->event.received_at_ms});
+      for (int attempt = 0;; ++attempt) {
+        s = c->Txn(false, [&]() -> Status {
+          if (Status d = DecideIdempotency(*c, items, now_ms, window_ms); !d.ok()) return d;
+          return InsertBulk(*c, items, now_ms);
+        });
+        if (s.ok() || attempt == 1 || !c->last_failure_retryable()) break;
+        for (size_t i = 0; i < items.size(); ++i) {
+          items[i]->event.id = saved[i].id;
+          items[i]->event.type = saved[i].type;
+          items[i]->event.received_at_ms = saved[i].received_at_ms;
+          items[i]->outcome = IngestItem::Outcome::kPending;
+        }
+      }
     }
     if (!s.ok()) {
       for (auto* it : items) it->outcome = IngestItem::Outcome::kPending;
@@ -495,7 +518,10 @@ class PgStore final : public Store {
         "UPDATE subscriptions SET kind=$3,url=$4,event_types=$5,filter=$6,max_in_flight=$7,"
         "rate_limit_per_s=$8,ordered=$9,description=$10,enabled=$11,secret=$12,"
         "previous_secret=$13,previous_secret_expires_at=$14,max_receives=$15,created_at=$16,"
-        "updated_at=$17 WHERE id=$1 AND tenant=$2 AND deleted_at IS NULL";
+        // Never backwards: the other nodes' caches poll by updated_at, and a
+        // node whose clock is behind must not hide its change from them.
+        "updated_at=GREATEST($17,subscriptions.updated_at+1) WHERE id=$1 AND tenant=$2 AND "
+        "deleted_at IS NULL";
     Params p;
     BindSubscription(p, s);
     ROWS_OR_RETURN(r, c->Run(kUpdate, p));
@@ -709,7 +735,7 @@ class PgStore final : public Store {
     // holds two for the same delivery).
     std::unordered_map<std::string, size_t> last;
     for (size_t i = 0; i < results.size(); ++i) last[results[i].delivery_id] = i;
-    ArrayBuilder ids, statuses, next, at, codes, latency, errors, snippets;
+    ArrayBuilder ids, statuses, next, at, codes, latency, errors, snippets, leases;
     for (size_t i = 0; i < results.size(); ++i) {
       const auto& r = results[i];
       if (last[r.delivery_id] != i) continue;
@@ -734,18 +760,24 @@ class PgStore final : public Store {
         errors.AddNull();
       }
       snippets.Add(std::string_view(pg::SanitizeText(r.attempt.response_snippet)));
+      leases.Add(r.lease_until_ms);
     }
     CONN_OR_RETURN(c);
+    // Rows whose lease is no longer ours are left out of both the attempt
+    // log and the update (the rows are locked first, so the check holds).
     static const char kRecord[] =
         "WITH r AS (SELECT * FROM unnest($1::text[],$2::text[],$3::bigint[],$4::bigint[],"
-        "$5::integer[],$6::bigint[],$7::text[],$8::text[]) AS r(id,status,nat,at,code,lat,err,snip)"
-        "), a AS (INSERT INTO delivery_attempts(delivery_id,n,at,status_code,latency_ms,error,"
-        "response_snippet) SELECT r.id,d.attempts+1,r.at,r.code,r.lat,r.err,r.snip FROM r JOIN "
-        "deliveries d ON d.id=r.id ON CONFLICT(delivery_id,n) DO UPDATE SET at=EXCLUDED.at,"
+        "$5::integer[],$6::bigint[],$7::text[],$8::text[],$10::bigint[]) AS "
+        "r(id,status,nat,at,code,lat,err,snip,lease)), "
+        "mine AS (SELECT r.*, d.attempts FROM r JOIN deliveries d ON d.id=r.id WHERE r.lease=0 OR "
+        "(d.status='in_flight' AND d.next_attempt_at=r.lease) FOR UPDATE OF d), "
+        "a AS (INSERT INTO delivery_attempts(delivery_id,n,at,status_code,latency_ms,error,"
+        "response_snippet) SELECT id,attempts+1,at,code,lat,err,snip FROM mine "
+        "ON CONFLICT(delivery_id,n) DO UPDATE SET at=EXCLUDED.at,"
         "status_code=EXCLUDED.status_code,latency_ms=EXCLUDED.latency_ms,error=EXCLUDED.error,"
         "response_snippet=EXCLUDED.response_snippet) "
-        "UPDATE deliveries d SET status=r.status, attempts=d.attempts+1, next_attempt_at=r.nat, "
-        "last_error=r.err, last_status_code=r.code, updated_at=$9 FROM r WHERE d.id=r.id";
+        "UPDATE deliveries d SET status=m.status, attempts=m.attempts+1, next_attempt_at=m.nat, "
+        "last_error=m.err, last_status_code=m.code, updated_at=$9 FROM mine m WHERE d.id=m.id";
     // Without its own fsync: losing the last of these in a power cut means a
     // delivery is attempted again, which at-least-once allows.
     return c->Txn(true, [&]() -> Status {
@@ -758,7 +790,8 @@ class PgStore final : public Store {
                                    .Own(latency.Finish())
                                    .Own(errors.Finish())
                                    .Own(snippets.Finish())
-                                   .Add(now_ms));
+                                   .Add(now_ms)
+                                   .Own(leases.Finish()));
       return r.ok() ? Status::Ok() : r.status();
     });
   }
@@ -814,9 +847,14 @@ class PgStore final : public Store {
                            kDeliveryRetrying, kDeliveryDead}) {
       by_state->emplace_back(st, 0);
     }
-    static const char kStats[] =
-        "SELECT status, count(*) FROM deliveries WHERE ($1='' OR tenant=$1) GROUP BY status";
-    ROWS_OR_RETURN(r, c->Run(kStats, Params().Add(tenant)));
+    // Two statements, not one with ($1='' OR tenant=$1): a generic plan of
+    // that would scan every tenant's deliveries for one tenant's stats.
+    static const char kStats[] = "SELECT status, count(*) FROM deliveries GROUP BY status";
+    static const char kTenantStats[] =
+        "SELECT status, count(*) FROM deliveries WHERE tenant=$1 GROUP BY status";
+    Params sp;
+    if (!tenant.empty()) sp.Add(tenant);
+    ROWS_OR_RETURN(r, c->Run(tenant.empty() ? kStats : kTenantStats, sp));
     for (int i = 0; i < r.size(); ++i) {
       for (auto& [name, n] : *by_state) {
         if (name == r.Text(i, 0)) n = r.Int(i, 1);
@@ -824,8 +862,14 @@ class PgStore final : public Store {
     }
     static const char kOldest[] =
         "SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL AND "
-        "status IN ('pending','retrying') AND next_attempt_at<=$1 AND ($2='' OR tenant=$2)";
-    ROWS_OR_RETURN(o, c->Run(kOldest, Params().Add(now_ms).Add(tenant)));
+        "status IN ('pending','retrying') AND next_attempt_at<=$1";
+    static const char kTenantOldest[] =
+        "SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL AND "
+        "status IN ('pending','retrying') AND next_attempt_at<=$1 AND tenant=$2";
+    Params op;
+    op.Add(now_ms);
+    if (!tenant.empty()) op.Add(tenant);
+    ROWS_OR_RETURN(o, c->Run(tenant.empty() ? kOldest : kTenantOldest, op));
     *oldest_due_ms = o.size() == 0 || o.IsNull(0, 0) ? 0 : o.Int(0, 0);
     return Status::Ok();
   }
@@ -906,7 +950,7 @@ class PgStore final : public Store {
   // --- other nodes -----------------------------------------------------------
 
   void SetWorkListener(std::function<void(const std::vector<std::string>&)> fn) override {
-    if (!opts_.listen || listener_.joinable()) return;
+    if (!opts_.listen || listener_.joinable() || stop_.load()) return;
     on_work_ = std::move(fn);
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     listener_ = std::thread([this] { Listen(); });
@@ -1160,6 +1204,17 @@ class PgStore final : public Store {
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenPostgres(const PostgresOptions& options) {
+  // libpq's own parse errors quote the text around the fault, which may be
+  // part of a password: check the URL first and say only that it is bad.
+  char* err = nullptr;
+  PQconninfoOption* parsed = PQconninfoParse(options.url.c_str(), &err);
+  if (!parsed) {
+    if (err) PQfreemem(err);
+    return Status::Validation(
+        "--postgres-url is not a valid PostgreSQL connection URL or string (check its "
+        "percent-encoding and key=value pairs)");
+  }
+  PQconninfoFree(parsed);
   auto s = std::make_unique<PgStore>(options);
   if (Status st = s->Init(); !st.ok()) return st;
   return std::unique_ptr<Store>(std::move(s));

@@ -754,17 +754,19 @@ class SqliteStore final : public Store {
           PREPARE_OR_RETURN(ins, writer_,
                             "INSERT OR REPLACE INTO delivery_attempts(delivery_id,n,at,status_code,"
                             "latency_ms,error,response_snippet) SELECT ?1, attempts+1, ?2, ?3, ?4, "
-                            "?5, ?6 FROM deliveries WHERE id=?1");
+                            "?5, ?6 FROM deliveries WHERE id=?1 AND (?7=0 OR "
+                            "(status='in_flight' AND next_attempt_at=?7))");
           ins.Bind(1, r.delivery_id).Bind(2, r.attempt.at_ms).Bind(3, r.attempt.status_code);
           ins.Bind(4, r.attempt.latency_ms).Bind(5, r.attempt.error);
-          ins.Bind(6, r.attempt.response_snippet);
+          ins.Bind(6, r.attempt.response_snippet).Bind(7, r.lease_until_ms);
           if (ins.Step() != SQLITE_DONE) return SqlError(writer_.db(), "record attempt");
         }
         const bool finished = r.status == kDeliverySucceeded || r.status == kDeliveryDead;
         PREPARE_OR_RETURN(
             up, writer_,
             "UPDATE deliveries SET status=?2, attempts=attempts+1, next_attempt_at=?3,"
-            " last_error=?4, last_status_code=?5, updated_at=?6 WHERE id=?1");
+            " last_error=?4, last_status_code=?5, updated_at=?6 WHERE id=?1 AND (?7=0 OR "
+            "(status='in_flight' AND next_attempt_at=?7))");
         up.Bind(1, r.delivery_id).Bind(2, r.status);
         if (finished) {
           sqlite3_bind_null(up.raw(), 3);
@@ -772,6 +774,7 @@ class SqliteStore final : public Store {
           up.Bind(3, r.next_attempt_at_ms);
         }
         up.Bind(4, r.attempt.error).Bind(5, r.attempt.status_code).Bind(6, now_ms);
+        up.Bind(7, r.lease_until_ms);
         if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "record attempt");
       }
       return Status::Ok();

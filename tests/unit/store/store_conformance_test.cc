@@ -1032,6 +1032,39 @@ TEST_P(StoreConformance, OrderedSubscriptionLeasesOnePerKeyInIngestionOrder) {
 
 // --- attempts --------------------------------------------------------------------------
 
+TEST_P(StoreConformance, AnOutcomeUnderAnExpiredLeaseIsDroppedWhenTheDeliveryWasLeasedAgain) {
+  Subscription s = AddSub();
+  Ingested d = Ingest({&s}, 1000);
+  // Worker A leases it until 2000 + kLease; the lease runs out; worker B
+  // (another node) leases it again.
+  ASSERT_EQ(Lease(s, 2000).size(), 1u);
+  const int64_t lease_a = 2000 + kLease;
+  const int64_t later = lease_a + 1;
+  ASSERT_EQ(Lease(s, later).size(), 1u);
+  const int64_t lease_b = later + kLease;
+
+  // A's late outcome must not overwrite B's lease, nor log an attempt.
+  Store::AttemptResult late = Outcome(d.deliveries[0], kDeliverySucceeded, later + 10, 200);
+  late.lease_until_ms = lease_a;
+  ASSERT_OK(store_->RecordAttempts({late}, later + 10));
+  Delivery now = Get(d.deliveries[0]);
+  EXPECT_EQ(now.status, kDeliveryInFlight);
+  EXPECT_EQ(now.attempts, 0);
+  EXPECT_TRUE(now.attempt_log.empty());
+
+  // B's outcome under its own lease is written.
+  Store::AttemptResult mine =
+      Outcome(d.deliveries[0], kDeliveryRetrying, later + 20, 500, later + 5000);
+  mine.lease_until_ms = lease_b;
+  ASSERT_OK(store_->RecordAttempts({mine}, later + 20));
+  now = Get(d.deliveries[0]);
+  EXPECT_EQ(now.status, kDeliveryRetrying);
+  EXPECT_EQ(now.attempts, 1);
+  EXPECT_EQ(now.next_attempt_at_ms, later + 5000);
+  ASSERT_EQ(now.attempt_log.size(), 1u);
+  EXPECT_EQ(now.attempt_log[0].status_code, 500);
+}
+
 TEST_P(StoreConformance, RecordAttemptsSucceededFinishesAndLogs) {
   Subscription s = AddSub();
   Ingested d1 = Ingest({&s}, 1000), d2 = Ingest({&s}, 1000);
