@@ -12,15 +12,35 @@ constexpr char kCsp[] =
     "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; "
     "script-src 'self'; frame-ancestors 'none'";
 
+// If-None-Match: "*" or a comma-separated list of entity tags (W/ weak
+// ones compare equal too, RFC 9110 13.1.2).
+bool EtagMatches(std::string_view header, std::string_view etag) {
+  while (!header.empty()) {
+    size_t comma = header.find(',');
+    std::string_view t = header.substr(0, comma);
+    while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) t.remove_prefix(1);
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.remove_suffix(1);
+    if (t.size() >= 2 && t.substr(0, 2) == "W/") t.remove_prefix(2);
+    if (t == "*" || t == etag) return true;
+    if (comma == std::string_view::npos) break;
+    header.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
 Response Serve(const Call& call, std::string_view name) {
   const UiAsset* asset = FindUiAsset(name);
   if (asset == nullptr) {
     return ErrorResponse(404, "not_found", "no such dashboard file", call.req->request_id);
   }
   Response r;
-  r.status = 200;
   r.content_type = asset->content_type;  // static storage: the generated table
-  r.body.assign(reinterpret_cast<const char*>(asset->bytes), asset->size);
+  if (EtagMatches(call.req->if_none_match, asset->etag)) {
+    r.status = 304;  // the browser's copy is current (Cache-Control: no-cache revalidates)
+  } else {
+    r.status = 200;
+    r.body.assign(reinterpret_cast<const char*>(asset->bytes), asset->size);
+  }
   r.headers.emplace_back("Cache-Control", "no-cache");
   r.headers.emplace_back("ETag", std::string(asset->etag));
   r.headers.emplace_back("Content-Security-Policy", kCsp);

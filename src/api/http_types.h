@@ -27,6 +27,7 @@ struct Request {
   std::string_view idempotency_key;
   bool has_idempotency_key = false;
   std::string_view origin;
+  std::string_view if_none_match;  // for the dashboard's files (ETag)
   std::string request_id;
   int home = 0;  // the I/O thread that owns the connection (for completions)
 };

@@ -295,6 +295,7 @@ class Session : public std::enable_shared_from_this<Session> {
     req_.has_idempotency_key = idem != m.end();
     if (req_.has_idempotency_key) req_.idempotency_key = Sv(idem->value());
     req_.origin = Sv(m[bhttp::field::origin]);
+    req_.if_none_match = Sv(m[bhttp::field::if_none_match]);
     req_.request_id = request_id_;
     req_.home = home_;
     auto self = shared_from_this();
@@ -324,7 +325,7 @@ class Session : public std::enable_shared_from_this<Session> {
   template <typename Message>
   void SetCommonHeaders(Message& res, const api::Response& r) {
     res.set(bhttp::field::server, "triggers");
-    if (r.status != 204) res.set(bhttp::field::content_type, r.content_type);
+    if (r.status != 204 && r.status != 304) res.set(bhttp::field::content_type, r.content_type);
     res.set("X-Request-Id", request_id_);
     const std::string& cors = srv_->opts.cors_origins;
     if (cors == "*") {

@@ -459,6 +459,29 @@ class ConventionsTests(ApiCase):
                 seen.add(err["request_id"])
         self.assertEqual(len(seen), 6, "generated request ids must be unique")
 
+    def test_dashboard_files_revalidate_with_their_etag(self):
+        for path in ("/ui", "/ui/app.js", "/ui/app.css"):
+            with self.subTest(path=path):
+                r = self.srv.request("GET", path)
+                self.assertEqual(r.status, 200, r.raw[:200])
+                etag = r.headers["etag"]
+                self.assertRegex(etag, r'^"[0-9a-f]{32}"$')
+                self.assertEqual(r.headers["cache-control"], "no-cache")
+                self.assertIn("default-src 'self'", r.headers["content-security-policy"])
+                same = self.srv.request("GET", path, headers={"If-None-Match": etag})
+                self.assertEqual(same.status, 304)
+                self.assertEqual(same.raw, b"")
+                self.assertEqual(same.headers["etag"], etag)
+                for header in ('W/' + etag, '"other", ' + etag, "*"):
+                    self.assertEqual(
+                        self.srv.request("GET", path, headers={"If-None-Match": header}).status,
+                        304, header)
+                changed = self.srv.request("GET", path, headers={"If-None-Match": '"stale"'})
+                self.assertEqual(changed.status, 200)
+                self.assertEqual(changed.raw, r.raw)
+        r = self.srv.request("GET", "/ui/nope.js")
+        self.assertError(r, 404, "not_found")
+
     def test_cors_preflight(self):
         for path in ["/v1/events", "/v1/keys", "/some/unknown/path", "/health"]:
             with self.subTest(path=path):
