@@ -211,7 +211,7 @@ std::string RowName(sqlite3_stmt* st, const Table& t) {
     if (i) out += ", ";
     out += p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(st, i))) : "NULL";
   }
-  return pg::SanitizeText(out);
+  return core::ToValidUtf8(out);
 }
 
 // Appends column `i` of the current row to `a`; returns the bytes added, or
@@ -230,7 +230,7 @@ Result<size_t> AppendValue(sqlite3_stmt* st, int i, Col col, const Table& t,
       if (core::IsValidUtf8(v) && v.find('\0') == std::string_view::npos) {
         a.Add(v);
       } else if (col == Col::kLossyText) {
-        a.Add(std::string_view(pg::SanitizeText(v)));
+        a.Add(std::string_view(core::ToValidUtf8(v)));
         ++copied.lossy;
       } else {
         return Status::Validation(std::string(t.name) + " row (" + RowName(st, t) + "): column " +

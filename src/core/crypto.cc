@@ -119,6 +119,20 @@ std::string Hex(std::string_view bytes) {
   return out;
 }
 
+std::string Unhex(std::string_view hex) {
+  auto v = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return 0;
+  };
+  std::string out(hex.size() / 2, '\0');
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out[i / 2] = static_cast<char>((v(hex[i]) << 4) | v(hex[i + 1]));
+  }
+  return out;
+}
+
 std::string Base64(std::string_view bytes) { return Encode(bytes, kB64, true); }
 std::string Base64Url(std::string_view bytes) { return Encode(bytes, kB64Url, false); }
 bool Base64Decode(std::string_view in, std::string& out) { return Decode(in, kB64, out); }

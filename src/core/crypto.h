@@ -14,6 +14,8 @@ std::string HmacSha256(std::string_view key, std::string_view data);
 // n bytes from the OS CSPRNG. Aborts if the CSPRNG fails (nothing safe to do then).
 std::string RandomBytes(size_t n);
 std::string Hex(std::string_view bytes);
+// The inverse of Hex (either case); a character that is not a hex digit counts as 0.
+std::string Unhex(std::string_view hex);
 std::string Base64(std::string_view bytes);
 // Standard alphabet, padding optional. Empty on malformed input -> returns false.
 bool Base64Decode(std::string_view in, std::string& out);

@@ -131,6 +131,27 @@ def skip_on_postgres(reason):
     return unittest.skipIf(POSTGRES, "SQLite only: " + reason)
 
 
+
+def ensure_npm_package(prefix, spec, purpose):
+    """Installs the npm package `spec` (e.g. "standardwebhooks@1") under
+    `prefix` once, and returns the node binary. Raises unittest.SkipTest only
+    when node or npm are missing (`purpose` says what is skipped then); a
+    failed install fails the test."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        raise unittest.SkipTest("node/npm not installed: %s is skipped" % purpose)
+    name = spec.rsplit("@", 1)[0] if spec.rfind("@") > 0 else spec
+    marker = os.path.join(prefix, "node_modules", name, "package.json")
+    if not os.path.exists(marker):
+        os.makedirs(prefix, exist_ok=True)
+        p = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", prefix, spec],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=300, cwd=prefix)
+        if p.returncode != 0 or not os.path.exists(marker):
+            raise AssertionError("npm install %s failed (%d): %s"
+                                 % (spec, p.returncode, (p.stdout + p.stderr)[-2000:]))
+    return node
+
 def register_secret(secret):
     if secret:
         KNOWN_SECRETS.add(secret)

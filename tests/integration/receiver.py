@@ -153,6 +153,8 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 class Receiver:
+    handler_class = _Handler  # a subclass may answer with its own
+
     def __init__(self, host="127.0.0.1"):
         self.host = host
         self.port = None
@@ -170,7 +172,7 @@ class Receiver:
 
     # ------------------------------------------------------------ lifecycle
     def start(self):
-        self._httpd = _Server((self.host, 0), _Handler)
+        self._httpd = _Server((self.host, 0), self.handler_class)
         self._httpd.receiver = self
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever,

@@ -25,7 +25,6 @@ import math
 import os
 import random
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import REPO, ServerTestCase, make_key, unique_tenant  # noqa: E402
+from harness import REPO, ServerTestCase, ensure_npm_package, make_key, unique_tenant  # noqa: E402
 from receiver import Receiver  # noqa: E402
 
 SCRIPT = os.path.join(REPO, "tests", "browser", "dashboard.test.js")
@@ -49,21 +48,9 @@ DEMO_S = float(os.environ.get("TRIGGERS_UI_DEMO_S") or 0)
 
 
 def ensure_playwright():
-    """Returns the node binary, with playwright-core installed under NPM_PREFIX.
-    Raises unittest.SkipTest only when node or npm are missing."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        raise unittest.SkipTest("node/npm not installed: the browser test of the dashboard is skipped")
-    marker = os.path.join(NPM_PREFIX, "node_modules", "playwright-core", "package.json")
-    if not os.path.exists(marker):
-        os.makedirs(NPM_PREFIX, exist_ok=True)
-        p = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", NPM_PREFIX,
-                            "playwright-core@1"], stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=300, cwd=NPM_PREFIX)
-        if p.returncode != 0 or not os.path.exists(marker):
-            raise AssertionError("npm install playwright-core@1 failed (%d): %s"
-                                 % (p.returncode, (p.stdout + p.stderr)[-2000:]))
-    return node
+    """Returns the node binary, with playwright-core installed under NPM_PREFIX."""
+    return ensure_npm_package(NPM_PREFIX, "playwright-core@1",
+                              "the browser test of the dashboard")
 
 
 class DashboardTest(ServerTestCase):

@@ -23,7 +23,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (  # noqa: E402
-    TIME_RE, Server, ServerTestCase, make_key, register_secret, unique_tenant,
+    TIME_RE, Server, ServerTestCase, ensure_npm_package, make_key, register_secret, unique_tenant,
 )
 from receiver import Receiver  # noqa: E402
 
@@ -154,22 +153,9 @@ def top_level_members(raw):
 
 # ----------------------------------------------------- standardwebhooks (npm)
 def ensure_standardwebhooks():
-    """Returns the npm prefix holding standardwebhooks, installing it once.
-    Raises unittest.SkipTest only when node or npm are missing."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if not node or not npm:
-        raise unittest.SkipTest("node/npm not installed: the check with the official "
-                                "`standardwebhooks` npm package is skipped")
-    marker = os.path.join(NPM_PREFIX, "node_modules", "standardwebhooks", "package.json")
-    if not os.path.exists(marker):
-        os.makedirs(NPM_PREFIX, exist_ok=True)
-        p = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", NPM_PREFIX,
-                            "standardwebhooks@1"], stdin=subprocess.DEVNULL,
-                           capture_output=True, text=True, timeout=300, cwd=NPM_PREFIX)
-        if p.returncode != 0 or not os.path.exists(marker):
-            raise AssertionError("npm install standardwebhooks@1 failed (%d): %s"
-                                 % (p.returncode, (p.stdout + p.stderr)[-2000:]))
-    return node
+    """Returns the node binary, with standardwebhooks installed under NPM_PREFIX."""
+    return ensure_npm_package(NPM_PREFIX, "standardwebhooks@1",
+                              "the check with the official `standardwebhooks` npm package")
 
 
 def npm_verify(cases):

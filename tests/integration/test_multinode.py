@@ -34,7 +34,6 @@ import collections
 import os
 import signal
 import sys
-import threading
 import time
 import unittest
 import urllib.parse
@@ -112,19 +111,11 @@ class NodeReceiver(receiver.Receiver):
     """A Receiver whose requests carry the header x-test-sender-pid: the PID,
     among self.pids, of the process that sent it (0: none of them)."""
 
+    handler_class = _SenderHandler
+
     def __init__(self):
         super().__init__()
         self.pids = []
-
-    def start(self):
-        self._httpd = receiver._Server((self.host, 0), _SenderHandler)
-        self._httpd.receiver = self
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name="receiver-%d" % self.port, daemon=True)
-        self._thread.start()
-        return self
 
 
 def sender(req):

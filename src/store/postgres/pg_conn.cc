@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "core/json_util.h"
 #include "obs/logger.h"
 
 namespace triggers::store::pg {
@@ -55,8 +54,6 @@ void ArrayBuilder::AddNull() {
   Sep();
   out_ += "NULL";
 }
-
-std::string SanitizeText(std::string_view s) { return core::ToValidUtf8(s); }
 
 static void DebugNotice(void*, const char* message) {
   std::string m = message ? message : "";

@@ -134,10 +134,6 @@ class ArrayBuilder {
   size_t n_ = 0;
 };
 
-// Replaces bytes that are not valid UTF-8, and NUL, with U+FFFD (Postgres
-// text columns accept neither).
-std::string SanitizeText(std::string_view s);
-
 // One connection. Reconnects on the next use after it broke.
 class Conn {
  public:

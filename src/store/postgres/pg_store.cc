@@ -23,6 +23,7 @@
 #include "core/crypto.h"
 #include "core/idempotency.h"
 #include "core/ids.h"
+#include "core/json_util.h"
 #include "obs/logger.h"
 #include "store/postgres/pg_conn.h"
 #include "triggers/store.h"
@@ -199,27 +200,13 @@ Event ReadEvent(const Rows& r, int i, int c = 0) {
   return e;
 }
 
-std::string Unhex(std::string_view h) {
-  auto v = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return 0;
-  };
-  std::string out(h.size() / 2, '\0');
-  for (size_t i = 0; i + 1 < h.size(); i += 2) {
-    out[i / 2] = static_cast<char>((v(h[i]) << 4) | v(h[i + 1]));
-  }
-  return out;
-}
-
 ApiKey ReadKey(const Rows& r, int i) {
   ApiKey k;
   k.id = r.Text(i, 0);
   k.tenant = r.Text(i, 1);
   k.name = r.OptText(i, 2);
   k.scopes = static_cast<uint32_t>(r.Int(i, 3));
-  k.hash = Unhex(r.Text(i, 4));
+  k.hash = core::Unhex(r.Text(i, 4));
   k.admin = r.Bool(i, 5);
   k.created_at_ms = r.Int(i, 6);
   if (!r.IsNull(i, 7)) k.revoked_at_ms = r.Int(i, 7);
@@ -755,11 +742,11 @@ class PgStore final : public Store {
       }
       latency.Add(r.attempt.latency_ms);
       if (r.attempt.error) {
-        errors.Add(std::string_view(pg::SanitizeText(*r.attempt.error)));
+        errors.Add(std::string_view(core::ToValidUtf8(*r.attempt.error)));
       } else {
         errors.AddNull();
       }
-      snippets.Add(std::string_view(pg::SanitizeText(r.attempt.response_snippet)));
+      snippets.Add(std::string_view(core::ToValidUtf8(r.attempt.response_snippet)));
       leases.Add(r.lease_until_ms);
     }
     CONN_OR_RETURN(c);
@@ -927,7 +914,7 @@ class PgStore final : public Store {
         "($3='' OR (tenant=$3 AND NOT admin)) RETURNING hash";
     ROWS_OR_RETURN(r, c->Run(kRevoke, Params().Add(now_ms).Add(id).Add(tenant)));
     if (r.size() == 0) return Status::NotFound("key not found");
-    return Unhex(r.Text(0, 0));
+    return core::Unhex(r.Text(0, 0));
   }
 
   Result<std::vector<std::string>> RevokedKeyHashesSince(int64_t since_ms) override {
@@ -936,7 +923,7 @@ class PgStore final : public Store {
         "SELECT hash FROM api_keys WHERE revoked_at IS NOT NULL AND revoked_at>=$1";
     ROWS_OR_RETURN(r, c->Run(kRevoked, Params().Add(since_ms)));
     std::vector<std::string> out;
-    for (int i = 0; i < r.size(); ++i) out.push_back(Unhex(r.Text(i, 0)));
+    for (int i = 0; i < r.size(); ++i) out.push_back(core::Unhex(r.Text(i, 0)));
     return out;
   }
 
@@ -988,7 +975,7 @@ class PgStore final : public Store {
       }
       ROWS_OR_RETURN(got, c.Run(kIdemGet, Params().Add(ev.tenant).Add(it->idempotency_key)));
       if (got.size() == 0) return Status::Unavailable("store: idempotency record vanished");
-      core::IdempotencyRecord rec{Unhex(got.Text(0, 0)), got.Int(0, 2)};
+      core::IdempotencyRecord rec{core::Unhex(got.Text(0, 0)), got.Int(0, 2)};
       std::string first_id = got.Text(0, 1);
       auto d = core::DecideIdempotency(rec, it->body_hash, now_ms, window_ms);
       if (d == core::IdempotencyDecision::kConflict) {

@@ -38,6 +38,9 @@ TEST(Keys, ExtractFromEitherHeader) {
 TEST(Keys, HashIsSha256) {
   EXPECT_EQ(Hex(Sha256("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(Hex(Sha256("")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  const std::string bytes("\x00\xff\x10\xab", 4);
+  EXPECT_EQ(Unhex(Hex(bytes)), bytes);
+  EXPECT_EQ(Unhex("00FFab"), std::string("\x00\xff\xab", 3));
 }
 
 TEST(Tenants, Names) {
