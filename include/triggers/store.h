@@ -29,9 +29,38 @@ struct IngestItem {
   std::vector<std::string> subscription_ids;
   std::vector<uint8_t> subscription_ordered;  // parallel: 1 = the subscription is ordered
   std::vector<std::string> delivery_ids;
+  // The tenant's subscriptions generation the matches above were decided
+  // at (SubscriptionCache::Match). The ingest transaction compares it with
+  // the generation it sees and re-matches when they differ.
+  int64_t matched_generation = 0;
   std::string idempotency_key;  // empty: none
   std::string body_hash;        // SHA-256 of the request body when idempotency_key is set
   Outcome outcome = Outcome::kPending;
+};
+
+// Decides again which subscriptions ingest items get, inside the ingest
+// transaction, when the subscription state that transaction sees is not the
+// one the items were matched against (another node or request changed a
+// subscription meanwhile). Called on the writer thread only.
+class IngestMatcher {
+ public:
+  virtual ~IngestMatcher() = default;
+  // `subscriptions`: the tenant's live subscriptions as the transaction sees
+  // them, at `generation`. Must refill subscription_ids,
+  // subscription_ordered and delivery_ids (fresh ids) of every item and set
+  // matched_generation = generation.
+  virtual void Rematch(const std::string& tenant, int64_t generation,
+                       const std::vector<Subscription>& subscriptions,
+                       const std::vector<IngestItem*>& items) = 0;
+};
+
+// A tenant's live subscriptions and the generation they were read at. The
+// generation is read first: the list may be newer than it, never older, so a
+// cache labelled with it can only be stale in the safe direction (the next
+// ingest transaction sees a newer generation and re-matches).
+struct TenantSubscriptions {
+  int64_t generation = 0;
+  std::vector<Subscription> subscriptions;
 };
 
 // One page of events. `more`: another page may follow, starting after
@@ -64,8 +93,15 @@ class Store {
   // two items with the same key in one batch resolve as first-wins. Items
   // older than `idempotency_window_ms` do not count as duplicates.
   // On error nothing of the batch is committed.
+  // Which deliveries an item gets is decided against the subscription state
+  // this transaction sees: for every tenant whose subscriptions generation
+  // differs from the items' matched_generation, `matcher` re-matches them
+  // (null: the items' matches are taken as they are; tests only). A
+  // subscription write that committed before this transaction is applied;
+  // one that commits after it finds these deliveries (and drops them, for a
+  // delete).
   virtual Status CommitIngest(std::vector<IngestItem*>& items, int64_t now_ms,
-                              int64_t idempotency_window_ms) = 0;
+                              int64_t idempotency_window_ms, IngestMatcher* matcher) = 0;
 
   // --- events (always scoped to a tenant) ----------------------------------
   virtual Result<Event> GetEvent(const std::string& tenant, const std::string& id) = 0;
@@ -80,22 +116,32 @@ class Store {
                                 int64_t now_ms) = 0;
 
   // --- subscriptions (SPEC 5) -------------------------------------------------
-  virtual Status CreateSubscription(const Subscription& sub) = 0;
+  // Every subscription write bumps its tenant's subscriptions generation in
+  // the same transaction and returns the new one; ingest transactions compare
+  // it with what their matches were decided at (see CommitIngest).
+  virtual Result<int64_t> CreateSubscription(const Subscription& sub) = 0;
   // NotFound for an unknown id or one of another tenant.
   virtual Result<Subscription> GetSubscription(const std::string& tenant,
                                                const std::string& id) = 0;
   virtual Result<std::vector<Subscription>> ListSubscriptions(const std::string& tenant,
                                                               const ListOptions& opts) = 0;
-  // Every subscription of every tenant changed at or after `since_ms` (all
-  // when 0), with deleted ones listed in `deleted_ids`: for the in-memory cache.
-  virtual Status SubscriptionsChangedSince(int64_t since_ms, std::vector<Subscription>* changed,
-                                           std::vector<std::string>* deleted_ids) = 0;
-  // Replaces the mutable fields (url, event_types, filter, enabled, limits,
-  // description, secrets). NotFound as above.
-  virtual Status UpdateSubscription(const Subscription& sub) = 0;
-  // Deletes it; its unfinished deliveries are dropped.
-  virtual Status DeleteSubscription(const std::string& tenant, const std::string& id,
-                                    int64_t now_ms) = 0;
+  // Read-modify-write under the row's lock: `change` gets the stored row and
+  // edits it (it may refuse with a status, which is returned and nothing is
+  // written); the edited row is stored and returned, with the new generation
+  // in *generation. Concurrent changes never undo each other. The mutable
+  // fields are url, event_types, filter, enabled, limits, description,
+  // secrets and updated_at; id, tenant, kind and created_at are kept.
+  virtual Result<Subscription> ModifySubscription(
+      const std::string& tenant, const std::string& id,
+      const std::function<Status(Subscription*)>& change, int64_t* generation) = 0;
+  // Deletes it and drops its unfinished deliveries; returns the new generation.
+  virtual Result<int64_t> DeleteSubscription(const std::string& tenant, const std::string& id,
+                                             int64_t now_ms) = 0;
+  // The subscriptions generation of every tenant that has one (a tenant
+  // without a row is at generation 0).
+  virtual Result<std::vector<std::pair<std::string, int64_t>>> SubscriptionGenerations() = 0;
+  // One tenant's live subscriptions (see TenantSubscriptions).
+  virtual Result<TenantSubscriptions> LoadTenantSubscriptions(const std::string& tenant) = 0;
 
   // --- deliveries (SPEC 6) ----------------------------------------------------
   struct DeliveryFilter {

@@ -73,7 +73,8 @@ void PostEvent(Context& ctx, const Call& call, Respond respond) {
     item.body_hash = core::Sha256(req.body);
   }
   item.event.tenant = call.who->tenant;
-  ctx.subscriptions->Match(item.event, &item.subscription_ids, &item.subscription_ordered);
+  item.matched_generation =
+      ctx.subscriptions->Match(item.event, &item.subscription_ids, &item.subscription_ordered);
   store::IngestBatch* raw = batch.get();
   batch->done = [raw, respond, rid = req.request_id](const Status& s) {
     if (!s.ok()) return respond(StatusResponse(Status::Unavailable(""), rid));
@@ -114,7 +115,8 @@ void PostEventBatch(Context& ctx, const Call& call, Respond respond) {
     batch->items.back().event = std::move(entries[i]);
     batch->items.back().event.tenant = call.who->tenant;
     auto& added = batch->items.back();
-    ctx.subscriptions->Match(added.event, &added.subscription_ids, &added.subscription_ordered);
+    added.matched_generation =
+        ctx.subscriptions->Match(added.event, &added.subscription_ids, &added.subscription_ordered);
   }
   auto finish = [statuses, respond, rid = req.request_id](const store::IngestBatch* b,
                                                           const Status& s) {

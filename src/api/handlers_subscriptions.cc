@@ -87,7 +87,10 @@ Status CheckDestination(const Context& ctx, const std::string& url) {
 }
 
 // Applies the fields present in `body` to `sub` (create and PATCH share it).
-Status ApplyFields(const Context& ctx, const json::object& body, bool creating, Subscription* sub) {
+// `check_destination`: resolve the url's host (done once, before a PATCH
+// re-applies the same body to the locked row).
+Status ApplyFields(const Context& ctx, const json::object& body, bool creating, Subscription* sub,
+                   bool check_destination = true) {
   if (creating) {
     if (const json::value* k = body.if_contains("kind"); k && !k->is_null()) {
       if (!k->is_string() || (k->as_string() != "webhook" && k->as_string() != "pull")) {
@@ -106,7 +109,9 @@ Status ApplyFields(const Context& ctx, const json::object& body, bool creating, 
     if (!u->is_null()) {
       if (!u->is_string()) return Status::Validation("url must be a string");
       std::string url(u->as_string());
-      if (Status s = CheckDestination(ctx, url); !s.ok()) return s;
+      if (check_destination) {
+        if (Status s = CheckDestination(ctx, url); !s.ok()) return s;
+      }
       sub->url = url;
     }
   }
@@ -189,13 +194,41 @@ Status Load(Context& ctx, const Call& call, Subscription* out) {
   return Status::Ok();
 }
 
-// Stores the change and brings this node's cache up to date.
-Status SaveAndCache(Context& ctx, const Subscription& sub, bool creating) {
+// Stores a new subscription and brings this node's cache up to date.
+Status CreateAndCache(Context& ctx, const Subscription& sub) {
   auto compiled = delivery::CompileSubscription(sub);
   if (!compiled.ok()) return compiled.status();
-  Status s = creating ? ctx.store->CreateSubscription(sub) : ctx.store->UpdateSubscription(sub);
-  if (!s.ok()) return s;
-  ctx.subscriptions->Upsert(std::move(compiled.value()));
+  auto gen = ctx.store->CreateSubscription(sub);
+  if (!gen.ok()) return gen.status();
+  ctx.subscriptions->Applied(sub.tenant, gen.value(), std::move(compiled.value()), "");
+  return Status::Ok();
+}
+
+// Read-modify-write of the stored row under its lock (concurrent PATCH and
+// rotate-secret never undo each other); `change` edits the row as stored.
+// On success *out is the row as stored, and this node's cache follows.
+Status ModifyAndCache(Context& ctx, const Call& call,
+                      const std::function<Status(Subscription*)>& change, Subscription* out) {
+  if (!core::IsValidId(call.param, "sub_")) return Status::NotFound("subscription not found");
+  int64_t gen = 0;
+  auto r = ctx.store->ModifySubscription(
+      call.who->tenant, std::string(call.param),
+      [&](Subscription* sub) -> Status {
+        if (Status s = change(sub); !s.ok()) return s;
+        // Never backwards: it names the row's version (see SubscriptionCache).
+        sub->updated_at_ms = std::max(ctx.clock->NowMs(), sub->updated_at_ms + 1);
+        auto compiled = delivery::CompileSubscription(*sub);
+        return compiled.ok() ? Status::Ok() : compiled.status();
+      },
+      &gen);
+  if (!r.ok()) return r.status();
+  *out = std::move(r.value());
+  auto compiled = delivery::CompileSubscription(*out);
+  if (compiled.ok()) {
+    ctx.subscriptions->Applied(out->tenant, gen, std::move(compiled.value()), "");
+  } else {
+    (void)ctx.subscriptions->ReloadTenant(out->tenant);
+  }
   return Status::Ok();
 }
 
@@ -237,7 +270,7 @@ Response PostSubscription(Context& ctx, const Call& call) {
   sub.created_at_ms = sub.updated_at_ms = ctx.clock->NowMs();
   sub.id = core::NewId("sub_", sub.created_at_ms);
   sub.secret = core::GenerateWebhookSecret();
-  if (Status s = SaveAndCache(ctx, sub, true); !s.ok()) return StatusResponse(s, rid);
+  if (Status s = CreateAndCache(ctx, sub); !s.ok()) return StatusResponse(s, rid);
   return JsonResponse(201, SubscriptionJson(sub, true));
 }
 
@@ -278,11 +311,14 @@ Response PatchSubscription(Context& ctx, const Call& call) {
       !s.ok()) {
     return StatusResponse(s, rid);
   }
+  // Validated (and the url's host resolved) once on the current row, then
+  // the same fields applied to the row as stored, under its lock: only the
+  // fields sent change.
   Subscription sub;
   if (Status s = Load(ctx, call, &sub); !s.ok()) return StatusResponse(s, rid);
   if (Status s = ApplyFields(ctx, body, false, &sub); !s.ok()) return StatusResponse(s, rid);
-  sub.updated_at_ms = std::max(ctx.clock->NowMs(), sub.updated_at_ms + 1);
-  if (Status s = SaveAndCache(ctx, sub, false); !s.ok()) return StatusResponse(s, rid);
+  auto change = [&](Subscription* row) { return ApplyFields(ctx, body, false, row, false); };
+  if (Status s = ModifyAndCache(ctx, call, change, &sub); !s.ok()) return StatusResponse(s, rid);
   ctx.wake_dispatcher();  // enabling it again may make work due
   return JsonResponse(200, SubscriptionJson(sub, false));
 }
@@ -292,10 +328,9 @@ Response DeleteSubscription(Context& ctx, const Call& call) {
   if (!core::IsValidId(call.param, "sub_"))
     return ErrorResponse(404, "not_found", "subscription not found", rid);
   std::string id(call.param);
-  if (Status s = ctx.store->DeleteSubscription(call.who->tenant, id, ctx.clock->NowMs()); !s.ok()) {
-    return StatusResponse(s, rid);
-  }
-  ctx.subscriptions->Remove(id);
+  auto gen = ctx.store->DeleteSubscription(call.who->tenant, id, ctx.clock->NowMs());
+  if (!gen.ok()) return StatusResponse(gen.status(), rid);
+  ctx.subscriptions->Applied(call.who->tenant, gen.value(), nullptr, id);
   Response r;
   r.status = 204;
   return r;
@@ -303,18 +338,19 @@ Response DeleteSubscription(Context& ctx, const Call& call) {
 
 Response RotateSecret(Context& ctx, const Call& call) {
   const std::string& rid = call.req->request_id;
+  const std::string secret = core::GenerateWebhookSecret();
+  auto rotate = [&](Subscription* row) -> Status {
+    if (row->kind != "webhook") {
+      return Status::Validation("only webhook subscriptions have a secret");
+    }
+    // The old secret keeps signing beside the new one for 24 h.
+    row->previous_secret = row->secret;
+    row->previous_secret_expires_at_ms = ctx.clock->NowMs() + kPreviousSecretValidityMs;
+    row->secret = secret;
+    return Status::Ok();
+  };
   Subscription sub;
-  if (Status s = Load(ctx, call, &sub); !s.ok()) return StatusResponse(s, rid);
-  if (sub.kind != "webhook") {
-    return StatusResponse(Status::Validation("only webhook subscriptions have a secret"), rid);
-  }
-  int64_t now = ctx.clock->NowMs();
-  // The old secret keeps signing beside the new one for 24 h.
-  sub.previous_secret = sub.secret;
-  sub.previous_secret_expires_at_ms = now + kPreviousSecretValidityMs;
-  sub.secret = core::GenerateWebhookSecret();
-  sub.updated_at_ms = std::max(now, sub.updated_at_ms + 1);
-  if (Status s = SaveAndCache(ctx, sub, false); !s.ok()) return StatusResponse(s, rid);
+  if (Status s = ModifyAndCache(ctx, call, rotate, &sub); !s.ok()) return StatusResponse(s, rid);
   json::object o = SubscriptionJson(sub, true);
   o["previous_secret_expires_at"] = core::FormatTimeMs(sub.previous_secret_expires_at_ms);
   return JsonResponse(200, o);

@@ -47,7 +47,7 @@ namespace pg = store::pg;
 // The SQLite schema (user_version) this copy reads: kMigrations in
 // src/store/sqlite/sqlite_store.cc. A migration added there must be handled
 // here too (tests/integration/test_migrate_store.py fails until it is).
-constexpr int kSqliteSchemaVersion = 4;
+constexpr int kSqliteSchemaVersion = 5;
 
 constexpr size_t kChunkRows = 1000;
 constexpr size_t kChunkBytes = 16u << 20;
@@ -98,6 +98,13 @@ const Table kTables[] = {
      {Col::kText, Col::kText, Col::kText, Col::kText, Col::kText, Col::kText, Col::kInt,
       Col::kDouble, Col::kBool, Col::kText, Col::kBool, Col::kText, Col::kText, Col::kInt,
       Col::kInt, Col::kInt, Col::kInt, Col::kInt},
+     1},
+    {"subscription_generations",
+     "SELECT count(*) FROM subscription_generations",
+     "SELECT tenant,generation FROM subscription_generations ORDER BY tenant",
+     "INSERT INTO subscription_generations(tenant,generation) "
+     "SELECT * FROM unnest($1::text[],$2::bigint[])",
+     {Col::kText, Col::kInt},
      1},
     {"events",
      "SELECT count(*) FROM events",
@@ -346,15 +353,17 @@ Status CopyTable(sqlite3* db, pg::Conn& target, size_t index, int64_t total, Cop
 // Locks the target's tables against writers and returns the names of those
 // that hold rows already.
 Result<std::string> NonEmptyTables(pg::Conn& target) {
-  if (Status s =
-          target.Exec("SET LOCAL lock_timeout = '10s'; LOCK TABLE api_keys, subscriptions, "
-                      "events, idempotency, deliveries, delivery_attempts IN EXCLUSIVE MODE");
+  if (Status s = target.Exec("SET LOCAL lock_timeout = '10s'; LOCK TABLE api_keys, subscriptions, "
+                             "subscription_generations, events, idempotency, deliveries, "
+                             "delivery_attempts IN EXCLUSIVE MODE");
       !s.ok()) {
     return PgError(s, "locking the tables");
   }
   static const char kNonEmpty[] =
       "SELECT 'api_keys' WHERE EXISTS (SELECT 1 FROM api_keys) UNION ALL "
       "SELECT 'subscriptions' WHERE EXISTS (SELECT 1 FROM subscriptions) UNION ALL "
+      "SELECT 'subscription_generations' WHERE EXISTS (SELECT 1 FROM subscription_generations) "
+      "UNION ALL "
       "SELECT 'events' WHERE EXISTS (SELECT 1 FROM events) UNION ALL "
       "SELECT 'idempotency' WHERE EXISTS (SELECT 1 FROM idempotency) UNION ALL "
       "SELECT 'deliveries' WHERE EXISTS (SELECT 1 FROM deliveries) UNION ALL "
@@ -380,7 +389,8 @@ Status Finish(pg::Conn& target, const Copied& copied) {
   }
   static const char kCounts[] =
       "SELECT (SELECT count(*) FROM api_keys), (SELECT count(*) FROM subscriptions), "
-      "(SELECT count(*) FROM events), (SELECT count(*) FROM idempotency), "
+      "(SELECT count(*) FROM subscription_generations), (SELECT count(*) FROM events), (SELECT "
+      "count(*) FROM idempotency), "
       "(SELECT count(*) FROM deliveries), (SELECT count(*) FROM delivery_attempts)";
   auto r = target.Run(kCounts, pg::Params());
   if (!r.ok()) return PgError(r.status(), "counting the copied rows");

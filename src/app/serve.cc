@@ -231,6 +231,7 @@ int RunServe(Config& cfg) {
     }
     if (!created.empty()) event_stream.Publish(std::move(created));
   };
+  wo.matcher = &subscriptions;  // the ingest transaction re-matches on a stale generation
   store::IngestWriter writer(st.get(), SystemClock(), wo);
   api::Context ctx;
   ctx.store = st.get();

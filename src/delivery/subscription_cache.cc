@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include "core/ids.h"
 #include "obs/logger.h"
 
 namespace triggers::delivery {
@@ -35,11 +36,38 @@ SubscriptionCache::SubscriptionCache(store::Store* store, Clock* clock)
     : store_(store), clock_(clock) {}
 
 Status SubscriptionCache::LoadAll() {
-  std::vector<Subscription> subs;
-  std::vector<std::string> deleted;
-  int64_t now = clock_->NowMs();
-  if (Status s = store_->SubscriptionsChangedSince(0, &subs, &deleted); !s.ok()) return s;
+  auto gens = store_->SubscriptionGenerations();
+  if (!gens.ok()) return gens.status();
+  for (const auto& [tenant, gen] : gens.value()) {
+    if (Status s = ReloadTenant(tenant); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+void SubscriptionCache::Refresh() {
+  auto gens = store_->SubscriptionGenerations();
+  if (!gens.ok()) return;
+  for (const auto& [tenant, gen] : gens.value()) {
+    if (Generation(tenant) != gen) (void)ReloadTenant(tenant);
+  }
+}
+
+Status SubscriptionCache::ReloadTenant(const std::string& tenant) {
+  auto loaded = store_->LoadTenantSubscriptions(tenant);
+  if (!loaded.ok()) return loaded.status();
+  Replace(tenant, loaded.value().generation, Compile(loaded.value().subscriptions));
+  return Status::Ok();
+}
+
+SubscriptionCache::List SubscriptionCache::Compile(const std::vector<Subscription>& subs) const {
+  List out;
+  out.reserve(subs.size());
   for (const auto& sub : subs) {
+    // updated_at only grows with each write of a row: same value, same version.
+    if (auto cur = Get(sub.id); cur && cur->sub.updated_at_ms == sub.updated_at_ms) {
+      out.push_back(std::move(cur));
+      continue;
+    }
     auto c = CompileSubscription(sub);
     if (!c.ok()) {
       obs::LogLine(obs::Level::kWarn, "subscription does not compile")
@@ -48,67 +76,67 @@ Status SubscriptionCache::LoadAll() {
           .Emit();
       continue;
     }
-    Upsert(std::move(c.value()));
+    out.push_back(std::move(c.value()));
   }
-  last_refresh_ms_ = now;
-  return Status::Ok();
+  return out;
 }
 
-void SubscriptionCache::Refresh() {
-  std::vector<Subscription> subs;
-  std::vector<std::string> deleted;
-  int64_t now = clock_->NowMs();
-  // Overlap the window: a change committed around the last poll is seen again.
-  if (!store_->SubscriptionsChangedSince(last_refresh_ms_ - 10'000, &subs, &deleted).ok()) return;
-  last_refresh_ms_ = now;
-  for (const auto& id : deleted) Remove(id);
-  for (const auto& sub : subs) {
-    auto cur = Get(sub.id);
-    // Never replace a newer version (a PATCH on this node that raced this read).
-    if (cur && cur->sub.updated_at_ms >= sub.updated_at_ms) continue;
-    {
-      std::shared_lock lock(mu_);
-      if (removed_.count(sub.id)) continue;  // deleted on this node after the read
+void SubscriptionCache::Replace(const std::string& tenant, int64_t generation, List list) {
+  std::unique_lock lock(mu_);
+  auto it = by_tenant_.find(tenant);
+  if (it != by_tenant_.end()) {
+    // An equal label may hold an older list than ours (labels trail their
+    // lists), and either is safe; a newer label must not be replaced.
+    if (it->second->generation > generation) return;
+    for (const auto& c : it->second->list) by_id_.erase(c->sub.id);
+  }
+  for (const auto& c : list) by_id_[c->sub.id] = c;
+  auto state = std::make_shared<TenantState>();
+  state->generation = generation;
+  state->list = std::move(list);
+  by_tenant_[tenant] = std::move(state);
+}
+
+void SubscriptionCache::Applied(const std::string& tenant, int64_t generation,
+                                std::shared_ptr<const CompiledSubscription> changed,
+                                const std::string& deleted_id) {
+  {
+    std::unique_lock lock(mu_);
+    auto it = by_tenant_.find(tenant);
+    const int64_t have = it == by_tenant_.end() ? 0 : it->second->generation;
+    if (have == generation - 1) {
+      // Exactly the state before this write: this write alone makes the next.
+      auto state = std::make_shared<TenantState>();
+      state->generation = generation;
+      const std::string& id = changed ? changed->sub.id : deleted_id;
+      if (it != by_tenant_.end()) {
+        for (const auto& c : it->second->list) {
+          if (c->sub.id != id) state->list.push_back(c);
+        }
+      }
+      by_id_.erase(id);
+      if (changed) {
+        by_id_[id] = changed;
+        state->list.push_back(std::move(changed));
+      }
+      by_tenant_[tenant] = std::move(state);
+      return;
     }
-    auto c = CompileSubscription(sub);
-    if (c.ok()) Upsert(std::move(c.value()));
+    if (have >= generation) return;  // a reload already brought it (or newer)
   }
-}
-
-void SubscriptionCache::RebuildTenantLocked(const std::string& tenant) {
-  auto list = std::make_shared<TenantList>();
-  for (const auto& [id, c] : by_id_) {
-    if (c->sub.tenant == tenant) list->push_back(c);
-  }
-  if (list->empty()) {
-    by_tenant_.erase(tenant);
-  } else {
-    by_tenant_[tenant] = std::move(list);
-  }
-}
-
-void SubscriptionCache::Upsert(std::shared_ptr<const CompiledSubscription> c) {
-  std::unique_lock lock(mu_);
-  std::string tenant = c->sub.tenant;
-  by_id_[c->sub.id] = std::move(c);
-  RebuildTenantLocked(tenant);
-}
-
-void SubscriptionCache::Remove(const std::string& id) {
-  std::unique_lock lock(mu_);
-  if (removed_.size() > 100000) removed_.clear();  // bounded; ids never come back anyway
-  removed_.insert(id);
-  auto it = by_id_.find(id);
-  if (it == by_id_.end()) return;
-  std::string tenant = it->second->sub.tenant;
-  by_id_.erase(it);
-  RebuildTenantLocked(tenant);
+  (void)ReloadTenant(tenant);
 }
 
 std::shared_ptr<const CompiledSubscription> SubscriptionCache::Get(const std::string& id) const {
   std::shared_lock lock(mu_);
   auto it = by_id_.find(id);
   return it == by_id_.end() ? nullptr : it->second;
+}
+
+int64_t SubscriptionCache::Generation(const std::string& tenant) const {
+  std::shared_lock lock(mu_);
+  auto it = by_tenant_.find(tenant);
+  return it == by_tenant_.end() ? 0 : it->second->generation;
 }
 
 namespace {
@@ -138,21 +166,45 @@ void MatchOne(const CompiledSubscription& sub, const Event& ev, std::vector<std:
   if (Matches(sub, ev, &doc)) out->push_back(sub.sub.id);
 }
 
-void SubscriptionCache::Match(const Event& ev, std::vector<std::string>* out,
-                              std::vector<uint8_t>* ordered) const {
-  std::shared_ptr<const TenantList> list;
+int64_t SubscriptionCache::Match(const Event& ev, std::vector<std::string>* out,
+                                 std::vector<uint8_t>* ordered) const {
+  std::shared_ptr<const TenantState> state;
   {
     std::shared_lock lock(mu_);
     auto it = by_tenant_.find(ev.tenant);
-    if (it == by_tenant_.end()) return;
-    list = it->second;
+    if (it == by_tenant_.end()) return 0;
+    state = it->second;
   }
   std::optional<json::value> doc;
-  for (const auto& c : *list) {
+  for (const auto& c : state->list) {
     if (c->sub.enabled && Matches(*c, ev, &doc)) {
       out->push_back(c->sub.id);
       if (ordered) ordered->push_back(c->sub.ordered ? 1 : 0);
     }
+  }
+  return state->generation;
+}
+
+void SubscriptionCache::Rematch(const std::string& tenant, int64_t generation,
+                                const std::vector<Subscription>& subscriptions,
+                                const std::vector<store::IngestItem*>& items) {
+  // Matched against exactly what the transaction read, not the cache (which
+  // another thread may replace again meanwhile).
+  List list = Compile(subscriptions);
+  Replace(tenant, generation, list);
+  for (store::IngestItem* it : items) {
+    it->subscription_ids.clear();
+    it->subscription_ordered.clear();
+    it->delivery_ids.clear();
+    std::optional<json::value> doc;
+    for (const auto& c : list) {
+      if (c->sub.enabled && Matches(*c, it->event, &doc)) {
+        it->subscription_ids.push_back(c->sub.id);
+        it->subscription_ordered.push_back(c->sub.ordered ? 1 : 0);
+        it->delivery_ids.push_back(core::NewId("dlv_", it->event.received_at_ms));
+      }
+    }
+    it->matched_generation = generation;
   }
 }
 

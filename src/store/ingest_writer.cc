@@ -69,7 +69,6 @@ void IngestWriter::Run() {
     // Ids are assigned here, by the one writer, so they increase in commit order.
     const int64_t now = clock_->NowMs();
     items.clear();
-    std::vector<std::string> touched;  // subscriptions that get deliveries
     for (auto& b : work) {
       for (auto& it : b->items) {
         it.event.id = ids.Next("evt_", now);
@@ -78,15 +77,11 @@ void IngestWriter::Run() {
         for (size_t k = 0; k < it.subscription_ids.size(); ++k) {
           it.delivery_ids.push_back(ids.Next("dlv_", now));
         }
-        for (const auto& sid : it.subscription_ids) {
-          if (std::find(touched.begin(), touched.end(), sid) == touched.end())
-            touched.push_back(sid);
-        }
         items.push_back(&it);
       }
     }
     const int64_t t0 = clock_->MonoNs();
-    Status s = store_->CommitIngest(items, now, opts_.idempotency_window_ms);
+    Status s = store_->CommitIngest(items, now, opts_.idempotency_window_ms, opts_.matcher);
     const int64_t took_ns = clock_->MonoNs() - t0;
     commit_ns_.fetch_add(static_cast<uint64_t>(took_ns), std::memory_order_relaxed);
     if (s.ok()) {
@@ -107,6 +102,15 @@ void IngestWriter::Run() {
         i = j;
       }
       if (opts_.on_committed) opts_.on_committed(items);
+    }
+    // Subscriptions that got deliveries (decided in the transaction: it may
+    // have re-matched).
+    std::vector<std::string> touched;
+    for (const IngestItem* it : items) {
+      if (!s.ok() || it->outcome != IngestItem::Outcome::kCreated) continue;
+      for (const auto& sid : it->subscription_ids) {
+        if (std::find(touched.begin(), touched.end(), sid) == touched.end()) touched.push_back(sid);
+      }
     }
     if (s.ok()) {
       commits_.fetch_add(1, std::memory_order_relaxed);

@@ -45,6 +45,9 @@ class IngestWriter {
     // Called after a successful commit, before the replies, with every item
     // of it (outcome kCreated for the new events). Must be quick (live tail).
     std::function<void(const std::vector<IngestItem*>& items)> on_committed;
+    // Re-matches items whose subscriptions generation is stale, inside the
+    // ingest transaction (Store::CommitIngest). Null: matches are kept.
+    IngestMatcher* matcher = nullptr;
   };
   IngestWriter(Store* store, Clock* clock, Options options);
   ~IngestWriter();  // Stop()s

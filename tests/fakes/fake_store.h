@@ -17,7 +17,8 @@ class FakeStore : public store::Store {
   std::vector<std::string> committed_ids;
 
   Status Ping() override { return Status::Ok(); }
-  Status CommitIngest(std::vector<store::IngestItem*>& items, int64_t, int64_t) override {
+  Status CommitIngest(std::vector<store::IngestItem*>& items, int64_t, int64_t,
+                      store::IngestMatcher*) override {
     ++commits;
     if (!commit_status.ok()) return commit_status;
     std::lock_guard lock(mu);
@@ -35,7 +36,7 @@ class FakeStore : public store::Store {
     return store::EventPage{};
   }
   Result<int64_t> Purge(int64_t, int64_t, int64_t) override { return int64_t{0}; }
-  Status CreateSubscription(const Subscription&) override { return Status::Ok(); }
+  Result<int64_t> CreateSubscription(const Subscription&) override { return int64_t{1}; }
   Result<Subscription> GetSubscription(const std::string&, const std::string&) override {
     return Status::NotFound("fake");
   }
@@ -43,13 +44,19 @@ class FakeStore : public store::Store {
                                                       const store::ListOptions&) override {
     return std::vector<Subscription>{};
   }
-  Status SubscriptionsChangedSince(int64_t, std::vector<Subscription>*,
-                                   std::vector<std::string>*) override {
-    return Status::Ok();
-  }
-  Status UpdateSubscription(const Subscription&) override { return Status::NotFound("fake"); }
-  Status DeleteSubscription(const std::string&, const std::string&, int64_t) override {
+  Result<Subscription> ModifySubscription(const std::string&, const std::string&,
+                                          const std::function<Status(Subscription*)>&,
+                                          int64_t*) override {
     return Status::NotFound("fake");
+  }
+  Result<int64_t> DeleteSubscription(const std::string&, const std::string&, int64_t) override {
+    return Status::NotFound("fake");
+  }
+  Result<std::vector<std::pair<std::string, int64_t>>> SubscriptionGenerations() override {
+    return std::vector<std::pair<std::string, int64_t>>{};
+  }
+  Result<store::TenantSubscriptions> LoadTenantSubscriptions(const std::string&) override {
+    return store::TenantSubscriptions{};
   }
   Result<std::vector<Delivery>> ListDeliveries(const std::string&, const DeliveryFilter&,
                                                const store::ListOptions&) override {

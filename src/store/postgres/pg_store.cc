@@ -14,6 +14,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <thread>
@@ -128,10 +129,44 @@ CREATE TABLE delivery_attempts(
   PRIMARY KEY(delivery_id, n)
 );
 )sql",
+    // 2: the subscriptions generation per tenant (bumped by every subscription
+    // write, checked by every ingest transaction); events get a commit-ordered
+    // seq for listing (see kOrderLock); deliveries that older versions could
+    // leave to deleted subscriptions are swept (they could never be sent).
+    R"sql(
+CREATE TABLE subscription_generations(
+  tenant text PRIMARY KEY,
+  generation bigint NOT NULL
+);
+INSERT INTO subscription_generations SELECT tenant, 1 FROM subscriptions GROUP BY tenant;
+DELETE FROM deliveries WHERE next_attempt_at IS NOT NULL AND subscription_id NOT IN
+  (SELECT id FROM subscriptions WHERE deleted_at IS NULL);
+ALTER TABLE events ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY;
+CREATE INDEX events_tenant_seq ON events(tenant, seq);
+)sql",
 };
 
 // "triggers" in ASCII: the advisory lock that serializes migrations.
 constexpr int64_t kMigrationLock = 0x7472696767657273;
+// Commit order. An identity value is taken at insert, not at commit, so two
+// nodes' transactions could make seq 11 visible before seq 10: a reader
+// paging by seq, or admitting an ordering key's next delivery, would pass 10
+// for good. Every transaction that takes seq values (ingest, replay) or
+// changes what ingest matches (subscription writes) holds this lock from
+// before its first insert to its commit, and a commit is visible before its
+// locks are released: seq order is commit order, and a subscription change
+// is ordered against every ingest commit. ("trgorder" in ASCII.)
+#define ORDER_LOCK_SQL "SELECT pg_advisory_xact_lock(8390882784102868338)"
+
+// Runs `body` in a transaction that holds the commit-order lock (see above).
+template <typename F>
+Status OrderedTxn(pg::Conn& c, F&& body) {
+  Status s = c.Exec("BEGIN; " ORDER_LOCK_SQL);
+  if (s.ok()) s = body();
+  if (s.ok()) s = c.Exec("COMMIT");
+  if (!s.ok()) c.Rollback();
+  return s;
+}
 const char kChannel[] = "triggers_work";
 
 #define SUB_COLS                                                                              \
@@ -225,15 +260,31 @@ ApiKey ReadKey(const Rows& r, int i) {
   Rows var = std::move(var##_r.value())
 
 // Statements (static storage: their addresses key the prepared-statement cache).
+// Inserts a batch unless a tenant's subscriptions generation is not the one
+// its items were matched at ($17/$18): then nothing is inserted and `stale`
+// (the first column) is the number of such tenants.
 const char kIngestBulk[] =
-    "WITH e AS (INSERT INTO events(id,tenant,type,source,subject,ordering_key,data,received_at) "
-    "SELECT * FROM unnest($1::text[],$2::text[],$3::text[],$4::text[],$5::text[],$6::text[],"
-    "$7::text[],$8::bigint[])), "
+    "WITH chk AS (SELECT count(*) AS stale FROM unnest($17::text[],$18::bigint[]) AS x(t,g) "
+    "WHERE COALESCE((SELECT generation FROM subscription_generations s WHERE s.tenant=x.t),0)"
+    "<>x.g), "
+    "e AS (INSERT INTO events(id,tenant,type,source,subject,ordering_key,data,received_at) "
+    "SELECT u.* FROM unnest($1::text[],$2::text[],$3::text[],$4::text[],$5::text[],$6::text[],"
+    "$7::text[],$8::bigint[]) AS u, chk WHERE chk.stale=0), "
     "d AS (INSERT INTO deliveries(id,tenant,event_id,subscription_id,status,next_attempt_at,"
     "created_at,updated_at,ordering_key) SELECT t.id,t.tenant,t.event_id,t.sub,'pending',t.nat,"
     "$13,$13,t.ok FROM unnest($9::text[],$10::text[],$11::text[],$12::text[],$14::bigint[],"
-    "$15::text[]) AS t(id,tenant,event_id,sub,nat,ok)) "
-    "SELECT pg_notify('triggers_work',$16) WHERE cardinality($9::text[])>0";
+    "$15::text[]) AS t(id,tenant,event_id,sub,nat,ok), chk WHERE chk.stale=0) "
+    "SELECT chk.stale, (SELECT count(*) FROM (SELECT pg_notify('triggers_work',$16) "
+    "WHERE chk.stale=0 AND cardinality($9::text[])>0) AS n) FROM chk";
+const char kGenerations[] =
+    "SELECT x.t, COALESCE((SELECT generation FROM subscription_generations s WHERE s.tenant=x.t),"
+    "0) FROM unnest($1::text[]) AS x(t)";
+#define TENANT_SUBS_SQL \
+  "SELECT " SUB_COLS " FROM subscriptions WHERE tenant=$1 AND deleted_at IS NULL"
+const char kTenantSubs[] = TENANT_SUBS_SQL;
+const char kBumpGeneration[] =
+    "INSERT INTO subscription_generations AS g(tenant,generation) VALUES($1,1) "
+    "ON CONFLICT(tenant) DO UPDATE SET generation=g.generation+1 RETURNING generation";
 const char kIdemClaim[] =
     "INSERT INTO idempotency AS i(tenant,key,body_hash,event_id,created_at) "
     "VALUES($1,$2,$3,$4,$5) ON CONFLICT(tenant,key) DO UPDATE SET body_hash=EXCLUDED.body_hash,"
@@ -305,38 +356,32 @@ class PgStore final : public Store {
 
   // --- ingest ----------------------------------------------------------------
 
-  Status CommitIngest(std::vector<IngestItem*>& items, int64_t now_ms, int64_t window_ms) override {
+  Status CommitIngest(std::vector<IngestItem*>& items, int64_t now_ms, int64_t window_ms,
+                      IngestMatcher* matcher) override {
     CONN_OR_RETURN(c);
-    bool any_idem = false;
-    for (auto* it : items) any_idem |= !it->idempotency_key.empty();
+    // Two nodes claiming the same idempotency keys in opposite orders
+    // deadlock; the loser's transaction is rolled back and run once more (its
+    // items restored first: deciding a duplicate rewrites an item's event).
+    struct Saved {
+      std::string id, type;
+      int64_t received_at_ms;
+    };
+    std::vector<Saved> saved;
+    saved.reserve(items.size());
+    for (auto* it : items)
+      saved.push_back({it->event.id, it->event.type, it->event.received_at_ms});
     Status s;
-    if (!any_idem) {
-      // The common case: one statement, its own transaction, one fsync.
-      s = InsertBulk(*c, items, now_ms);
-    } else {
-      // Two nodes claiming the same keys in opposite orders deadlock; the
-      // loser's transaction is rolled back and run once more (its items
-      // restored first: deciding a duplicate rewrites an item's event).
-      struct Saved {
-        std::string id, type;
-        int64_t received_at_ms;
-      };
-      std::vector<Saved> saved;
-      saved.reserve(items.size());
-      for (auto* it : items)
-        saved.push_back({it->event.id, it->event.type, it->event.received_at_ms});
-      for (int attempt = 0;; ++attempt) {
-        s = c->Txn(false, [&]() -> Status {
-          if (Status d = DecideIdempotency(*c, items, now_ms, window_ms); !d.ok()) return d;
-          return InsertBulk(*c, items, now_ms);
-        });
-        if (s.ok() || attempt == 1 || !c->last_failure_retryable()) break;
-        for (size_t i = 0; i < items.size(); ++i) {
-          items[i]->event.id = saved[i].id;
-          items[i]->event.type = saved[i].type;
-          items[i]->event.received_at_ms = saved[i].received_at_ms;
-          items[i]->outcome = IngestItem::Outcome::kPending;
-        }
+    for (int attempt = 0;; ++attempt) {
+      s = OrderedTxn(*c, [&]() -> Status {
+        if (Status d = DecideIdempotency(*c, items, now_ms, window_ms); !d.ok()) return d;
+        return InsertMatched(*c, items, now_ms, matcher);
+      });
+      if (s.ok() || attempt == 1 || !c->last_failure_retryable()) break;
+      for (size_t i = 0; i < items.size(); ++i) {
+        items[i]->event.id = saved[i].id;
+        items[i]->event.type = saved[i].type;
+        items[i]->event.received_at_ms = saved[i].received_at_ms;
+        items[i]->outcome = IngestItem::Outcome::kPending;
       }
     }
     if (!s.ok()) {
@@ -356,13 +401,22 @@ class PgStore final : public Store {
     return ReadEvent(r, 0);
   }
 
+  // Events are listed in commit order (seq, see kOrderLock), not id order:
+  // ids are made by each node's writer, and another node may commit a smaller
+  // one later. The cursor names the last event returned; its seq is where
+  // the next page starts (if retention purged it meanwhile: after the newest
+  // remaining event with a smaller id).
+#define AFTER_SEQ                                                                             \
+  "COALESCE((SELECT seq FROM events WHERE tenant=$1 AND id=$2),(SELECT max(seq) FROM events " \
+  "WHERE tenant=$1 AND id<$2),0)"
   Result<EventPage> ListEvents(const std::string& tenant, const std::string& type,
                                const ListOptions& opts) override {
     CONN_OR_RETURN(c);
     EventPage page;
     if (type.empty()) {
       static const char kList[] =
-          "SELECT " EVENT_COLS " FROM events WHERE tenant=$1 AND id>$2 ORDER BY id LIMIT $3";
+          "SELECT " EVENT_COLS " FROM events WHERE tenant=$1 AND seq>" AFTER_SEQ
+          " ORDER BY seq LIMIT $3";
       ROWS_OR_RETURN(r, c->Run(kList, Params().Add(tenant).Add(opts.after_id).Add(opts.limit + 1)));
       for (int i = 0; i < r.size() && i < opts.limit; ++i) page.events.push_back(ReadEvent(r, i));
       if (r.size() > opts.limit) {
@@ -374,8 +428,8 @@ class PgStore final : public Store {
     // Same contract as the embedded store: a bounded scan of the tenant's
     // events in id order (only ids and a match flag cross the wire), then
     // the matching rows.
-    static const char kScan[] =
-        "SELECT id, type=$4 FROM events WHERE tenant=$1 AND id>$2 ORDER BY id LIMIT $3";
+    static const char kScan[] = "SELECT id, type=$4 FROM events WHERE tenant=$1 AND seq>" AFTER_SEQ
+                                " ORDER BY seq LIMIT $3";
     ROWS_OR_RETURN(scan, c->Run(kScan, Params()
                                            .Add(tenant)
                                            .Add(opts.after_id)
@@ -400,7 +454,7 @@ class PgStore final : public Store {
     if (!page.more && scan.size() == kTypeFilterScanBudget) page.more = true;
     if (matched > 0) {
       static const char kRows[] =
-          "SELECT " EVENT_COLS " FROM events WHERE tenant=$1 AND id=ANY($2::text[]) ORDER BY id";
+          "SELECT " EVENT_COLS " FROM events WHERE tenant=$1 AND id=ANY($2::text[]) ORDER BY seq";
       ROWS_OR_RETURN(r, c->Run(kRows, Params().Add(tenant).Own(ids.Finish())));
       for (int i = 0; i < r.size(); ++i) page.events.push_back(ReadEvent(r, i));
     }
@@ -450,15 +504,20 @@ class PgStore final : public Store {
 
   // --- subscriptions ---------------------------------------------------------
 
-  Status CreateSubscription(const Subscription& s) override {
+  Result<int64_t> CreateSubscription(const Subscription& s) override {
     CONN_OR_RETURN(c);
     static const char kInsert[] =
         "INSERT INTO subscriptions(" SUB_COLS
         ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)";
-    Params p;
-    BindSubscription(p, s);
-    auto r = c->Run(kInsert, p);
-    return r.ok() ? Status::Ok() : r.status();
+    int64_t gen = 0;
+    Status st = OrderedTxn(*c, [&]() -> Status {
+      Params p;
+      BindSubscription(p, s);
+      if (auto r = c->Run(kInsert, p); !r.ok()) return r.status();
+      return BumpGeneration(*c, s.tenant, &gen);
+    });
+    if (!st.ok()) return st;
+    return gen;
   }
 
   Result<Subscription> GetSubscription(const std::string& tenant, const std::string& id) override {
@@ -483,43 +542,43 @@ class PgStore final : public Store {
     return out;
   }
 
-  Status SubscriptionsChangedSince(int64_t since_ms, std::vector<Subscription>* changed,
-                                   std::vector<std::string>* deleted) override {
+  Result<Subscription> ModifySubscription(const std::string& tenant, const std::string& id,
+                                          const std::function<Status(Subscription*)>& change,
+                                          int64_t* generation) override {
     CONN_OR_RETURN(c);
-    static const char kChanged[] =
-        "SELECT " SUB_COLS ", deleted_at IS NOT NULL FROM subscriptions WHERE updated_at>=$1";
-    ROWS_OR_RETURN(r, c->Run(kChanged, Params().Add(since_ms)));
-    for (int i = 0; i < r.size(); ++i) {
-      if (r.Bool(i, 17)) {
-        deleted->push_back(r.Text(i, 0));
-      } else {
-        changed->push_back(ReadSubscription(r, i));
-      }
-    }
-    return Status::Ok();
-  }
-
-  Status UpdateSubscription(const Subscription& s) override {
-    CONN_OR_RETURN(c);
+    static const char kLock[] = "SELECT " SUB_COLS
+                                " FROM subscriptions WHERE id=$1 AND tenant=$2 AND deleted_at IS "
+                                "NULL FOR UPDATE";
     static const char kUpdate[] =
-        "UPDATE subscriptions SET kind=$3,url=$4,event_types=$5,filter=$6,max_in_flight=$7,"
+        "UPDATE subscriptions SET url=$4,event_types=$5,filter=$6,max_in_flight=$7,"
         "rate_limit_per_s=$8,ordered=$9,description=$10,enabled=$11,secret=$12,"
-        "previous_secret=$13,previous_secret_expires_at=$14,max_receives=$15,created_at=$16,"
-        // Never backwards: the other nodes' caches poll by updated_at, and a
-        // node whose clock is behind must not hide its change from them.
-        "updated_at=GREATEST($17,subscriptions.updated_at+1) WHERE id=$1 AND tenant=$2 AND "
-        "deleted_at IS NULL";
-    Params p;
-    BindSubscription(p, s);
-    ROWS_OR_RETURN(r, c->Run(kUpdate, p));
-    if (r.Affected() == 0) return Status::NotFound("subscription not found");
-    return Status::Ok();
+        "previous_secret=$13,previous_secret_expires_at=$14,max_receives=$15,updated_at=$17 "
+        "WHERE id=$1 AND tenant=$2 AND kind=$3 AND created_at=$16";
+    Subscription sub;
+    Status st = OrderedTxn(*c, [&]() -> Status {
+      ROWS_OR_RETURN(r, c->Run(kLock, Params().Add(id).Add(tenant)));
+      if (r.size() == 0) return Status::NotFound("subscription not found");
+      sub = ReadSubscription(r, 0);
+      const Subscription stored = sub;
+      if (Status ch = change(&sub); !ch.ok()) return ch;
+      sub.id = stored.id;
+      sub.tenant = stored.tenant;
+      sub.kind = stored.kind;
+      sub.created_at_ms = stored.created_at_ms;
+      Params p;
+      BindSubscription(p, sub);
+      if (auto u = c->Run(kUpdate, p); !u.ok()) return u.status();
+      return BumpGeneration(*c, tenant, generation);
+    });
+    if (!st.ok()) return st;
+    return sub;
   }
 
-  Status DeleteSubscription(const std::string& tenant, const std::string& id,
-                            int64_t now_ms) override {
+  Result<int64_t> DeleteSubscription(const std::string& tenant, const std::string& id,
+                                     int64_t now_ms) override {
     CONN_OR_RETURN(c);
-    return c->Txn(false, [&]() -> Status {
+    int64_t gen = 0;
+    Status st = OrderedTxn(*c, [&]() -> Status {
       static const char kDelete[] =
           "UPDATE subscriptions SET deleted_at=$1, updated_at=$1 WHERE id=$2 AND tenant=$3 AND "
           "deleted_at IS NULL";
@@ -528,8 +587,33 @@ class PgStore final : public Store {
       static const char kDrop[] =
           "DELETE FROM deliveries WHERE subscription_id=$1 AND next_attempt_at IS NOT NULL";
       if (auto d = c->Run(kDrop, Params().Add(id)); !d.ok()) return d.status();
-      return Status::Ok();
+      return BumpGeneration(*c, tenant, &gen);
     });
+    if (!st.ok()) return st;
+    return gen;
+  }
+
+  Result<std::vector<std::pair<std::string, int64_t>>> SubscriptionGenerations() override {
+    CONN_OR_RETURN(c);
+    static const char kAll[] = "SELECT tenant, generation FROM subscription_generations";
+    ROWS_OR_RETURN(r, c->Run(kAll, Params()));
+    std::vector<std::pair<std::string, int64_t>> out;
+    for (int i = 0; i < r.size(); ++i) out.emplace_back(r.Text(i, 0), r.Int(i, 1));
+    return out;
+  }
+
+  Result<TenantSubscriptions> LoadTenantSubscriptions(const std::string& tenant) override {
+    CONN_OR_RETURN(c);
+    TenantSubscriptions out;
+    // The generation first: the list, read by a later statement, may then
+    // only be newer than it.
+    static const char kGen[] =
+        "SELECT COALESCE((SELECT generation FROM subscription_generations WHERE tenant=$1),0)";
+    ROWS_OR_RETURN(g, c->Run(kGen, Params().Add(tenant)));
+    out.generation = g.Int(0, 0);
+    ROWS_OR_RETURN(r, c->Run(kTenantSubs, Params().Add(tenant)));
+    for (int i = 0; i < r.size(); ++i) out.subscriptions.push_back(ReadSubscription(r, i));
+    return out;
   }
 
   // --- deliveries ------------------------------------------------------------
@@ -636,7 +720,7 @@ class PgStore final : public Store {
     // In the events' order, so an ordered subscription's sequence follows it.
     // The subscription row is locked so two replays cannot interleave.
     int64_t created = 0;
-    Status s = c->Txn(false, [&]() -> Status {
+    Status s = OrderedTxn(*c, [&]() -> Status {
       static const char kLock[] = "SELECT 1 FROM subscriptions WHERE id=$1 FOR UPDATE";
       if (auto l = c->Run(kLock, Params().Add(sub_id)); !l.ok()) return l.status();
       static const char kInsert[] =
@@ -951,6 +1035,14 @@ class PgStore final : public Store {
     p.Add(s.max_receives).Add(s.created_at_ms).Add(s.updated_at_ms);
   }
 
+  // In the caller's transaction (which holds the commit-order lock).
+  static Status BumpGeneration(pg::Conn& c, const std::string& tenant, int64_t* out) {
+    ROWS_OR_RETURN(r, c.Run(kBumpGeneration, Params().Add(tenant)));
+    if (r.size() != 1) return Status::Unavailable("store: generation not returned");
+    *out = r.Int(0, 0);
+    return Status::Ok();
+  }
+
   // Idempotency, decided in the ingest transaction in item order. The claim
   // is an upsert on (tenant, key): a concurrent claim on another node waits
   // for this transaction and then sees the row, so exactly one event wins.
@@ -1009,10 +1101,52 @@ class PgStore final : public Store {
     return Status::Ok();
   }
 
-  // Inserts every still-pending item with its deliveries in one statement.
-  Status InsertBulk(pg::Conn& c, std::vector<IngestItem*>& items, int64_t now_ms) {
+  // Inserts the batch if every tenant's generation is the one its items were
+  // matched at; otherwise re-matches the stale tenants' items against the
+  // subscriptions this transaction reads (under the commit-order lock, which
+  // every subscription write takes too: nothing changes until the commit)
+  // and inserts then.
+  Status InsertMatched(pg::Conn& c, std::vector<IngestItem*>& items, int64_t now_ms,
+                       IngestMatcher* matcher) {
+    // Without a matcher the items' matches are taken as they are (tests).
+    auto stale = InsertBulk(c, items, now_ms, matcher != nullptr);
+    if (!stale.ok()) return stale.status();
+    if (stale.value() == 0) return Status::Ok();
+    ArrayBuilder tenants;
+    std::vector<std::string> seen;
+    for (const IngestItem* it : items) {
+      if (std::find(seen.begin(), seen.end(), it->event.tenant) != seen.end()) continue;
+      seen.push_back(it->event.tenant);
+      tenants.Add(std::string_view(it->event.tenant));
+    }
+    ROWS_OR_RETURN(gens, c.Run(kGenerations, Params().Own(tenants.Finish())));
+    for (int i = 0; i < gens.size(); ++i) {
+      const std::string tenant = gens.Text(i, 0);
+      const int64_t gen = gens.Int(i, 1);
+      std::vector<IngestItem*> mine;
+      for (IngestItem* it : items) {
+        if (it->event.tenant == tenant && it->matched_generation != gen) mine.push_back(it);
+      }
+      if (mine.empty()) continue;
+      ROWS_OR_RETURN(rows, c.Run(kTenantSubs, Params().Add(tenant)));
+      std::vector<Subscription> subs;
+      for (int k = 0; k < rows.size(); ++k) subs.push_back(ReadSubscription(rows, k));
+      matcher->Rematch(tenant, gen, subs, mine);
+    }
+    auto again = InsertBulk(c, items, now_ms, true);
+    if (!again.ok()) return again.status();
+    if (again.value() != 0)
+      return Status::Unavailable("store: subscriptions changed under the lock");
+    return Status::Ok();
+  }
+
+  // Inserts every still-pending item with its deliveries in one statement,
+  // unless a generation is stale: returns the number of stale tenants (0: inserted).
+  Result<int64_t> InsertBulk(pg::Conn& c, std::vector<IngestItem*>& items, int64_t now_ms,
+                             bool check_generations) {
     ArrayBuilder id, tenant, type, source, subject, okey, data, received;
-    ArrayBuilder did, dtenant, devent, dsub, dnat, dkey;
+    ArrayBuilder did, dtenant, devent, dsub, dnat, dkey, gtenant, ggen;
+    std::vector<std::string_view> gseen;
     std::unordered_set<std::string_view> subs;
     std::string payload;
     for (IngestItem* it : items) {
@@ -1026,6 +1160,11 @@ class PgStore final : public Store {
       okey.Add(ev.ordering_key);
       data.Add(std::string_view(ev.data));
       received.Add(ev.received_at_ms);
+      if (check_generations && std::find(gseen.begin(), gseen.end(), ev.tenant) == gseen.end()) {
+        gseen.push_back(ev.tenant);
+        gtenant.Add(std::string_view(ev.tenant));
+        ggen.Add(it->matched_generation);
+      }
       for (size_t k = 0; k < it->subscription_ids.size() && k < it->delivery_ids.size(); ++k) {
         did.Add(std::string_view(it->delivery_ids[k]));
         dtenant.Add(std::string_view(ev.tenant));
@@ -1043,7 +1182,7 @@ class PgStore final : public Store {
         }
       }
     }
-    if (id.size() == 0) return Status::Ok();
+    if (id.size() == 0) return int64_t{0};
     // NOTIFY payloads are limited to 8000 bytes: an empty one means "any".
     if (payload.size() > 7000) payload.clear();
     auto r = c.Run(kIngestBulk, Params()
@@ -1062,12 +1201,16 @@ class PgStore final : public Store {
                                     .Add(now_ms)
                                     .Own(dnat.Finish())
                                     .Own(dkey.Finish())
-                                    .Add(payload));
+                                    .Add(payload)
+                                    .Own(gtenant.Finish())
+                                    .Own(ggen.Finish()));
     if (!r.ok()) return r.status();
+    if (r.value().size() != 1) return Status::Unavailable("store: ingest returned no row");
+    if (int64_t stale = r.value().Int(0, 0); stale != 0) return stale;
     for (IngestItem* it : items) {
       if (it->outcome == IngestItem::Outcome::kPending) it->outcome = IngestItem::Outcome::kCreated;
     }
-    return Status::Ok();
+    return int64_t{0};
   }
 
   // Tells every node (this one included) that a subscription has work now.

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -119,6 +120,20 @@ ALTER TABLE deliveries ADD COLUMN ordering_key TEXT;
 ALTER TABLE deliveries ADD COLUMN receipt TEXT;
 CREATE INDEX deliveries_order ON deliveries(subscription_id, ordering_key, seq)
   WHERE next_attempt_at IS NOT NULL AND ordering_key IS NOT NULL;
+)sql",
+    // 5: the subscriptions generation per tenant (bumped by every subscription
+    // write, read by every ingest transaction), the purge's index, and the
+    // sweep of deliveries that older versions could leave to deleted
+    // subscriptions (they could never be sent).
+    R"sql(
+CREATE TABLE subscription_generations(
+  tenant TEXT PRIMARY KEY,
+  generation INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO subscription_generations SELECT tenant, 1 FROM subscriptions GROUP BY tenant;
+DELETE FROM deliveries WHERE next_attempt_at IS NOT NULL AND subscription_id NOT IN
+  (SELECT id FROM subscriptions WHERE deleted_at IS NULL);
+CREATE INDEX deliveries_finished ON deliveries(updated_at) WHERE next_attempt_at IS NULL;
 )sql",
 };
 
@@ -356,13 +371,19 @@ class SqliteStore final : public Store {
     return st.Step() == SQLITE_ROW ? Status::Ok() : SqlError(r.conn->db(), "ping");
   }
 
-  Status CommitIngest(std::vector<IngestItem*>& items, int64_t now_ms, int64_t window_ms) override {
+  Status CommitIngest(std::vector<IngestItem*>& items, int64_t now_ms, int64_t window_ms,
+                      IngestMatcher* matcher) override {
     std::lock_guard lock(write_mu_);
     if (!durable_) EndBookkeeping();
     if (!durable_) return Status::Unavailable("store: cannot restore synchronous=FULL");
     // Durability: COMMIT returns only after the WAL is fsync'd (synchronous=FULL);
-    // the caller answers 2xx only after this returns Ok.
-    Status s = WriteTxn(false, [&] { return WriteItems(items, now_ms, window_ms); });
+    // the caller answers 2xx only after this returns Ok. The write lock
+    // (BEGIN IMMEDIATE) orders this transaction against every subscription
+    // write, so the generation read here is the one the commit lands on.
+    Status s = WriteTxn(false, [&] {
+      if (Status m = RematchStale(items, matcher); !m.ok()) return m;
+      return WriteItems(items, now_ms, window_ms);
+    });
     if (!s.ok()) {
       for (auto* it : items) it->outcome = IngestItem::Outcome::kPending;
     }
@@ -470,17 +491,22 @@ class SqliteStore final : public Store {
     return deleted;
   }
 
-  Status CreateSubscription(const Subscription& s) override {
+  Result<int64_t> CreateSubscription(const Subscription& s) override {
     std::lock_guard lock(write_mu_);
-    PREPARE_OR_RETURN(
-        st, writer_,
-        "INSERT INTO subscriptions(id,tenant,kind,url,event_types,filter,max_in_flight,"
-        "rate_limit_per_s,ordered,description,enabled,secret,previous_secret,"
-        "previous_secret_expires_at,max_receives,created_at,updated_at) "
-        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-    BindSubscription(st, s);
-    if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "create subscription");
-    return Status::Ok();
+    int64_t gen = 0;
+    Status st = WriteTxn(false, [&]() -> Status {
+      PREPARE_OR_RETURN(
+          ins, writer_,
+          "INSERT INTO subscriptions(id,tenant,kind,url,event_types,filter,max_in_flight,"
+          "rate_limit_per_s,ordered,description,enabled,secret,previous_secret,"
+          "previous_secret_expires_at,max_receives,created_at,updated_at) "
+          "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      BindSubscription(ins, s);
+      if (ins.Step() != SQLITE_DONE) return SqlError(writer_.db(), "create subscription");
+      return BumpGeneration(s.tenant, &gen);
+    });
+    if (!st.ok()) return st;
+    return gen;
   }
 
   Result<Subscription> GetSubscription(const std::string& tenant, const std::string& id) override {
@@ -513,43 +539,37 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Status SubscriptionsChangedSince(int64_t since_ms, std::vector<Subscription>* changed,
-                                   std::vector<std::string>* deleted) override {
-    auto r = Reader();
-    if (!r.conn) return r.status;
-    static const std::string sql =
-        std::string("SELECT ") + kSubCols + ", deleted_at FROM subscriptions WHERE updated_at>=?";
-    PREPARE_OR_RETURN(st, *r.conn, sql.c_str());
-    st.Bind(1, since_ms);
-    int rc;
-    while ((rc = st.Step()) == SQLITE_ROW) {
-      if (st.IsNull(17)) {
-        changed->push_back(ReadSubscription(st));
-      } else {
-        deleted->push_back(st.Text(0));
-      }
-    }
-    if (rc != SQLITE_DONE) return SqlError(r.conn->db(), "changed subscriptions");
-    return Status::Ok();
+  Result<Subscription> ModifySubscription(const std::string& tenant, const std::string& id,
+                                          const std::function<Status(Subscription*)>& change,
+                                          int64_t* generation) override {
+    std::lock_guard lock(write_mu_);
+    Subscription sub;
+    Status st = WriteTxn(false, [&]() -> Status {
+      if (Status r = ReadSubscriptionRow(writer_, tenant, id, &sub); !r.ok()) return r;
+      const Subscription stored = sub;
+      if (Status c = change(&sub); !c.ok()) return c;
+      sub.id = stored.id;
+      sub.tenant = stored.tenant;
+      sub.kind = stored.kind;
+      sub.created_at_ms = stored.created_at_ms;
+      PREPARE_OR_RETURN(up, writer_,
+                        "UPDATE subscriptions SET url=?4,event_types=?5,filter=?6,"
+                        "max_in_flight=?7,rate_limit_per_s=?8,ordered=?9,description=?10,"
+                        "enabled=?11,secret=?12,previous_secret=?13,"
+                        "previous_secret_expires_at=?14,max_receives=?15,updated_at=?17 "
+                        "WHERE id=?1 AND tenant=?2 AND deleted_at IS NULL");
+      BindSubscription(up, sub);
+      if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "update subscription");
+      return BumpGeneration(tenant, generation);
+    });
+    if (!st.ok()) return st;
+    return sub;
   }
 
-  Status UpdateSubscription(const Subscription& s) override {
+  Result<int64_t> DeleteSubscription(const std::string& tenant, const std::string& id,
+                                     int64_t now_ms) override {
     std::lock_guard lock(write_mu_);
-    PREPARE_OR_RETURN(st, writer_,
-                      "UPDATE subscriptions SET id=?1,tenant=?2,kind=?3,url=?4,event_types=?5,"
-                      "filter=?6,max_in_flight=?7,rate_limit_per_s=?8,ordered=?9,description=?10,"
-                      "enabled=?11,secret=?12,previous_secret=?13,previous_secret_expires_at=?14,"
-                      "max_receives=?15,created_at=?16,updated_at=?17 "
-                      "WHERE id=?1 AND tenant=?2 AND deleted_at IS NULL");
-    BindSubscription(st, s);
-    if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "update subscription");
-    if (sqlite3_changes(writer_.db()) == 0) return Status::NotFound("subscription not found");
-    return Status::Ok();
-  }
-
-  Status DeleteSubscription(const std::string& tenant, const std::string& id,
-                            int64_t now_ms) override {
-    std::lock_guard lock(write_mu_);
+    int64_t gen = 0;
     Status s = WriteTxn(false, [&]() -> Status {
       PREPARE_OR_RETURN(st, writer_,
                         "UPDATE subscriptions SET deleted_at=?1, updated_at=?1 WHERE id=?2 AND "
@@ -562,9 +582,31 @@ class SqliteStore final : public Store {
           "DELETE FROM deliveries WHERE subscription_id=? AND next_attempt_at IS NOT NULL");
       dd.Bind(1, id);
       if (dd.Step() != SQLITE_DONE) return SqlError(writer_.db(), "delete deliveries");
-      return Status::Ok();
+      return BumpGeneration(tenant, &gen);
     });
-    return s;
+    if (!s.ok()) return s;
+    return gen;
+  }
+
+  Result<std::vector<std::pair<std::string, int64_t>>> SubscriptionGenerations() override {
+    auto r = Reader();
+    if (!r.conn) return r.status;
+    PREPARE_OR_RETURN(st, *r.conn, "SELECT tenant, generation FROM subscription_generations");
+    std::vector<std::pair<std::string, int64_t>> out;
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) out.emplace_back(st.Text(0), st.Int(1));
+    if (rc != SQLITE_DONE) return SqlError(r.conn->db(), "subscription generations");
+    return out;
+  }
+
+  Result<TenantSubscriptions> LoadTenantSubscriptions(const std::string& tenant) override {
+    auto r = Reader();
+    if (!r.conn) return r.status;
+    TenantSubscriptions out;
+    // The generation first: the list may then only be newer than it.
+    if (Status s = ReadGeneration(*r.conn, tenant, &out.generation); !s.ok()) return s;
+    if (Status s = ReadTenantSubscriptions(*r.conn, tenant, &out.subscriptions); !s.ok()) return s;
+    return out;
   }
 
   Result<std::vector<Delivery>> ListDeliveries(const std::string& tenant, const DeliveryFilter& f,
@@ -1096,6 +1138,79 @@ class SqliteStore final : public Store {
     st.Bind(9, s.ordered ? 1 : 0).Bind(10, s.description).Bind(11, s.enabled ? 1 : 0);
     st.Bind(12, s.secret).Bind(13, s.previous_secret).Bind(14, s.previous_secret_expires_at_ms);
     st.Bind(15, s.max_receives).Bind(16, s.created_at_ms).Bind(17, s.updated_at_ms);
+  }
+
+  // The tenant's subscriptions generation as `conn` sees it (0: none yet).
+  static Status ReadGeneration(Conn& conn, const std::string& tenant, int64_t* out) {
+    PREPARE_OR_RETURN(st, conn, "SELECT generation FROM subscription_generations WHERE tenant=?");
+    st.Bind(1, tenant);
+    int rc = st.Step();
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError(conn.db(), "generation");
+    *out = rc == SQLITE_ROW ? st.Int(0) : 0;
+    return Status::Ok();
+  }
+
+  static Status ReadTenantSubscriptions(Conn& conn, const std::string& tenant,
+                                        std::vector<Subscription>* out) {
+    static const std::string sql = std::string("SELECT ") + kSubCols +
+                                   " FROM subscriptions WHERE tenant=? AND deleted_at IS NULL";
+    PREPARE_OR_RETURN(st, conn, sql.c_str());
+    st.Bind(1, tenant);
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) out->push_back(ReadSubscription(st));
+    if (rc != SQLITE_DONE) return SqlError(conn.db(), "tenant subscriptions");
+    return Status::Ok();
+  }
+
+  static Status ReadSubscriptionRow(Conn& conn, const std::string& tenant, const std::string& id,
+                                    Subscription* out) {
+    static const std::string sql =
+        std::string("SELECT ") + kSubCols +
+        " FROM subscriptions WHERE id=? AND tenant=? AND deleted_at IS NULL";
+    PREPARE_OR_RETURN(st, conn, sql.c_str());
+    st.Bind(1, id).Bind(2, tenant);
+    int rc = st.Step();
+    if (rc == SQLITE_ROW) {
+      *out = ReadSubscription(st);
+      return Status::Ok();
+    }
+    if (rc == SQLITE_DONE) return Status::NotFound("subscription not found");
+    return SqlError(conn.db(), "get subscription");
+  }
+
+  // In the caller's write transaction.
+  Status BumpGeneration(const std::string& tenant, int64_t* out) {
+    PREPARE_OR_RETURN(st, writer_,
+                      "INSERT INTO subscription_generations(tenant,generation) VALUES(?,1) "
+                      "ON CONFLICT(tenant) DO UPDATE SET generation=generation+1 "
+                      "RETURNING generation");
+    st.Bind(1, tenant);
+    if (st.Step() != SQLITE_ROW) return SqlError(writer_.db(), "bump generation");
+    *out = st.Int(0);
+    return Status::Ok();
+  }
+
+  // Re-matches the items of every tenant whose generation moved since they
+  // were matched (in the ingest transaction, under the write lock).
+  Status RematchStale(std::vector<IngestItem*>& items, IngestMatcher* matcher) {
+    if (!matcher) return Status::Ok();
+    std::vector<std::string_view> done;
+    for (IngestItem* first : items) {
+      const std::string& tenant = first->event.tenant;
+      if (std::find(done.begin(), done.end(), tenant) != done.end()) continue;
+      done.push_back(tenant);
+      int64_t gen = 0;
+      if (Status s = ReadGeneration(writer_, tenant, &gen); !s.ok()) return s;
+      std::vector<IngestItem*> stale;
+      for (IngestItem* it : items) {
+        if (it->event.tenant == tenant && it->matched_generation != gen) stale.push_back(it);
+      }
+      if (stale.empty()) continue;
+      std::vector<Subscription> subs;
+      if (Status s = ReadTenantSubscriptions(writer_, tenant, &subs); !s.ok()) return s;
+      matcher->Rematch(tenant, gen, subs, stale);
+    }
+    return Status::Ok();
   }
 
   Status WriteItems(std::vector<IngestItem*>& items, int64_t now_ms, int64_t window_ms) {

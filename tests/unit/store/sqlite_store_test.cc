@@ -50,7 +50,7 @@ class SqliteStoreTest : public ::testing::Test {
   Status Commit(std::vector<IngestItem>& items, int64_t now) {
     std::vector<IngestItem*> ptrs;
     for (auto& i : items) ptrs.push_back(&i);
-    return store_->CommitIngest(ptrs, now, kDay);
+    return store_->CommitIngest(ptrs, now, kDay, nullptr);
   }
 
   std::filesystem::path dir_;

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -236,6 +237,27 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
     s.updated_at_ms = now;
     return s;
   }
+  // Stores `u` over the row with its id (ModifySubscription writing every field).
+  Status Update(const Subscription& u) {
+    int64_t gen = 0;
+    auto r = store_->ModifySubscription(
+        u.tenant, u.id,
+        [&](Subscription* row) {
+          *row = u;
+          return Status::Ok();
+        },
+        &gen);
+    return r.ok() ? Status::Ok() : r.status();
+  }
+  int64_t GenerationOf(const std::string& tenant) {
+    auto gens = store_->SubscriptionGenerations();
+    EXPECT_OK(gens);
+    if (!gens.ok()) return -1;
+    for (const auto& [t, g] : gens.value()) {
+      if (t == tenant) return g;
+    }
+    return 0;
+  }
   Subscription AddSub(const std::string& kind = "webhook", bool ordered = false,
                       const std::string& tenant = kTenant) {
     Subscription s = NewSub(tenant, 500, kind, ordered);
@@ -266,7 +288,7 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
   Status Commit(std::vector<IngestItem>& items, int64_t now, int64_t window_ms = kDay) {
     std::vector<IngestItem*> ptrs;
     for (auto& i : items) ptrs.push_back(&i);
-    return store_->CommitIngest(ptrs, now, window_ms);
+    return store_->CommitIngest(ptrs, now, window_ms, nullptr);
   }
 
   struct Ingested {
@@ -795,8 +817,8 @@ TEST_P(StoreConformance, EveryReadAndWriteIsScopedToItsTenant) {
   Subscription hijack = s;
   hijack.tenant = other;
   hijack.url = "https://evil.example.com/";
-  EXPECT_TRUE(store_->UpdateSubscription(hijack).IsNotFound());
-  EXPECT_TRUE(store_->DeleteSubscription(other, s.id, 3000).IsNotFound());
+  EXPECT_TRUE(Update(hijack).IsNotFound());
+  EXPECT_TRUE(store_->DeleteSubscription(other, s.id, 3000).status().IsNotFound());
 
   // Nothing of the owner's changed.
   auto mine = store_->GetSubscription(kTenant, s.id);
@@ -846,21 +868,21 @@ TEST_P(StoreConformance, SubscriptionRoundTripsUpdatesAndDeletes) {
   u.rate_limit_per_s = 0;
   u.max_receives = 5;
   u.updated_at_ms = 2000;
-  ASSERT_OK(store_->UpdateSubscription(u));
+  ASSERT_OK(Update(u));
   got = store_->GetSubscription(kTenant, s.id);
   ASSERT_OK(got);
   ExpectSameSubscription(got.value(), u);
 
   Subscription unknown = u;
   unknown.id = gen_.Next("sub_", 2000);
-  EXPECT_TRUE(store_->UpdateSubscription(unknown).IsNotFound());
+  EXPECT_TRUE(Update(unknown).IsNotFound());
   EXPECT_TRUE(store_->GetSubscription(kTenant, unknown.id).status().IsNotFound());
 
   ASSERT_OK(store_->DeleteSubscription(kTenant, s.id, 3000));
   EXPECT_TRUE(store_->GetSubscription(kTenant, s.id).status().IsNotFound());
-  EXPECT_TRUE(store_->DeleteSubscription(kTenant, s.id, 3001).IsNotFound());
-  EXPECT_TRUE(store_->UpdateSubscription(u).IsNotFound());
-  EXPECT_TRUE(store_->DeleteSubscription(kTenant, unknown.id, 3001).IsNotFound());
+  EXPECT_TRUE(store_->DeleteSubscription(kTenant, s.id, 3001).status().IsNotFound());
+  EXPECT_TRUE(Update(u).IsNotFound());
+  EXPECT_TRUE(store_->DeleteSubscription(kTenant, unknown.id, 3001).status().IsNotFound());
   auto list = store_->ListSubscriptions(kTenant, {});
   ASSERT_OK(list);
   ASSERT_EQ(list->size(), 1u);
@@ -893,38 +915,168 @@ TEST_P(StoreConformance, ListSubscriptionsPaginatesByIdPerTenant) {
   EXPECT_EQ(other->size(), 1u);
 }
 
-TEST_P(StoreConformance, SubscriptionsChangedSinceListsChangesAndDeletions) {
+TEST_P(StoreConformance, EverySubscriptionWriteBumpsItsTenantsGeneration) {
+  EXPECT_EQ(GenerationOf(kTenant), 0);
   Subscription s1 = NewSub(kTenant, 1000), s2 = NewSub("other", 2000), s3 = NewSub(kTenant, 3000);
-  for (auto* s : {&s1, &s2, &s3}) ASSERT_OK(store_->CreateSubscription(*s));
-  ASSERT_OK(store_->DeleteSubscription(kTenant, s3.id, 4000));
+  auto g1 = store_->CreateSubscription(s1);
+  ASSERT_OK(g1);
+  EXPECT_EQ(g1.value(), 1);
+  ASSERT_OK(store_->CreateSubscription(s2));
+  auto g3 = store_->CreateSubscription(s3);
+  ASSERT_OK(g3);
+  EXPECT_EQ(g3.value(), 2);  // per tenant
+  int64_t gen = 0;
+  auto modified = store_->ModifySubscription(
+      kTenant, s1.id,
+      [](Subscription* row) {
+        row->description = "changed";
+        return Status::Ok();
+      },
+      &gen);
+  ASSERT_OK(modified);
+  EXPECT_EQ(gen, 3);
+  auto deleted = store_->DeleteSubscription(kTenant, s3.id, 4000);
+  ASSERT_OK(deleted);
+  EXPECT_EQ(deleted.value(), 4);
+  EXPECT_EQ(GenerationOf(kTenant), 4);
+  EXPECT_EQ(GenerationOf("other"), 1);
 
-  auto changed = [&](int64_t since, std::vector<std::string>* deleted) {
-    std::vector<Subscription> subs;
-    std::vector<std::string> del;
-    EXPECT_OK(store_->SubscriptionsChangedSince(since, &subs, &del));
-    std::vector<std::string> ids;
-    for (const auto& s : subs) ids.push_back(s.id);
-    *deleted = Sorted(del);
-    return Sorted(ids);
+  // A refused change writes nothing and bumps nothing; so does a foreign id.
+  auto refused = store_->ModifySubscription(
+      kTenant, s1.id, [](Subscription*) { return Status::Validation("no"); }, &gen);
+  EXPECT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().message(), "no");
+  EXPECT_TRUE(store_->DeleteSubscription("other", s1.id, 5000).status().IsNotFound());
+  EXPECT_EQ(GenerationOf(kTenant), 4);
+
+  auto loaded = store_->LoadTenantSubscriptions(kTenant);
+  ASSERT_OK(loaded);
+  EXPECT_EQ(loaded->generation, 4);
+  ASSERT_EQ(loaded->subscriptions.size(), 1u);  // the deleted one is gone
+  EXPECT_EQ(loaded->subscriptions[0].id, s1.id);
+  EXPECT_EQ(loaded->subscriptions[0].description, "changed");
+  auto none = store_->LoadTenantSubscriptions("nobody");
+  ASSERT_OK(none);
+  EXPECT_EQ(none->generation, 0);
+  EXPECT_TRUE(none->subscriptions.empty());
+}
+
+TEST_P(StoreConformance, ModifySubscriptionKeepsIdentityAndReturnsWhatItStored) {
+  Subscription s = AddSub();
+  int64_t gen = 0;
+  auto r = store_->ModifySubscription(
+      kTenant, s.id,
+      [](Subscription* row) {
+        row->tenant = "other";  // identity fields are not the change's to make
+        row->kind = "pull";
+        row->created_at_ms = 1;
+        row->secret = "whsec_rotated";
+        return Status::Ok();
+      },
+      &gen);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->tenant, kTenant);
+  EXPECT_EQ(r->kind, "webhook");
+  EXPECT_EQ(r->created_at_ms, s.created_at_ms);
+  auto got = store_->GetSubscription(kTenant, s.id);
+  ASSERT_OK(got);
+  ExpectSameSubscription(got.value(), r.value());
+  EXPECT_EQ(got->secret, "whsec_rotated");
+}
+
+// Concurrent read-modify-writes of one row (PATCH, rotate-secret) never lose
+// each other's fields.
+TEST_P(StoreConformance, ConcurrentModificationsNeverUndoEachOther) {
+  Subscription s = AddSub();
+  constexpr int kRounds = 40;
+  std::atomic<int> failures{0};
+  auto modify = [&](std::function<void(Subscription*, int)> edit) {
+    for (int i = 0; i < kRounds; ++i) {
+      int64_t gen = 0;
+      auto r = store_->ModifySubscription(
+          kTenant, s.id,
+          [&](Subscription* row) {
+            edit(row, i);
+            return Status::Ok();
+          },
+          &gen);
+      if (!r.ok()) ++failures;
+    }
   };
-  std::vector<std::string> deleted;
-  EXPECT_EQ(changed(0, &deleted), Sorted({s1.id, s2.id}));  // every tenant
-  EXPECT_EQ(deleted, std::vector<std::string>{s3.id});
-  EXPECT_EQ(changed(2000, &deleted), std::vector<std::string>{s2.id});
-  EXPECT_EQ(deleted, std::vector<std::string>{s3.id});
-  EXPECT_TRUE(changed(5000, &deleted).empty());
-  EXPECT_TRUE(deleted.empty());
+  std::thread a([&] { modify([](Subscription* row, int) { row->max_in_flight += 1; }); });
+  std::thread b([&] { modify([](Subscription* row, int) { row->max_receives += 1; }); });
+  a.join();
+  b.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto got = store_->GetSubscription(kTenant, s.id);
+  ASSERT_OK(got);
+  EXPECT_EQ(got->max_in_flight, s.max_in_flight + kRounds);
+  EXPECT_EQ(got->max_receives, s.max_receives + kRounds);
+  EXPECT_EQ(GenerationOf(kTenant), 1 + 2 * kRounds);
+}
 
-  Subscription u = s1;
-  u.url = "https://hooks.example.com/moved";
-  u.updated_at_ms = 6000;
-  ASSERT_OK(store_->UpdateSubscription(u));
-  std::vector<Subscription> subs;
-  std::vector<std::string> del;
-  ASSERT_OK(store_->SubscriptionsChangedSince(5000, &subs, &del));
-  ASSERT_EQ(subs.size(), 1u);
-  ExpectSameSubscription(subs[0], u);  // the full row, not just its id
-  EXPECT_TRUE(del.empty());
+// A matcher that routes every item to every enabled subscription it is given.
+class RouteAll : public store::IngestMatcher {
+ public:
+  void Rematch(const std::string& tenant, int64_t generation, const std::vector<Subscription>& subs,
+               const std::vector<IngestItem*>& items) override {
+    ++calls;
+    last_tenant = tenant;
+    for (IngestItem* it : items) {
+      it->subscription_ids.clear();
+      it->subscription_ordered.clear();
+      it->delivery_ids.clear();
+      for (const auto& s : subs) {
+        if (!s.enabled) continue;
+        it->subscription_ids.push_back(s.id);
+        it->subscription_ordered.push_back(s.ordered ? 1 : 0);
+        it->delivery_ids.push_back(core::NewId("dlv_", it->event.received_at_ms));
+      }
+      it->matched_generation = generation;
+    }
+  }
+  int calls = 0;
+  std::string last_tenant;
+};
+
+// Items matched at an old generation are re-matched in the transaction: a
+// subscription created, disabled or deleted since is seen as the database
+// has it, and no delivery is left to a deleted subscription.
+TEST_P(StoreConformance, IngestRematchesItemsMatchedAtAStaleGeneration) {
+  Subscription keep = AddSub(), gone = AddSub();
+  const int64_t seen = GenerationOf(kTenant);  // what a cache matched at
+  ASSERT_OK(store_->DeleteSubscription(kTenant, gone.id, 900));
+  Subscription added = AddSub();
+  Subscription off = AddSub();
+  off.enabled = false;
+  ASSERT_OK(Update(off));
+
+  RouteAll matcher;
+  std::vector<IngestItem> items{Item(kTenant, "t", 1000), Item("other", "t", 1000)};
+  Route(items[0], keep, 1000);
+  Route(items[0], gone, 1000);  // stale: deleted since
+  items[0].matched_generation = seen;
+  items[1].matched_generation = 0;  // "other" has no subscriptions: current
+  std::vector<IngestItem*> ptrs{&items[0], &items[1]};
+  ASSERT_OK(store_->CommitIngest(ptrs, 1000, kDay, &matcher));
+  EXPECT_EQ(matcher.calls, 1);
+  EXPECT_EQ(matcher.last_tenant, kTenant);
+  EXPECT_EQ(items[0].matched_generation, GenerationOf(kTenant));
+  EXPECT_EQ(Sorted(items[0].subscription_ids), Sorted({keep.id, added.id}));
+  auto deliveries = store_->ListDeliveries(kTenant, ByEvent(items[0].event.id), {});
+  ASSERT_OK(deliveries);
+  std::vector<std::string> subs;
+  for (const auto& d : *deliveries) subs.push_back(d.subscription_id);
+  EXPECT_EQ(Sorted(subs), Sorted({keep.id, added.id}));
+
+  // At the current generation nothing is re-matched.
+  std::vector<IngestItem> fresh{Item(kTenant, "t", 2000)};
+  Route(fresh[0], keep, 2000);
+  fresh[0].matched_generation = GenerationOf(kTenant);
+  std::vector<IngestItem*> fp{&fresh[0]};
+  ASSERT_OK(store_->CommitIngest(fp, 2000, kDay, &matcher));
+  EXPECT_EQ(matcher.calls, 1);
+  EXPECT_EQ(fresh[0].subscription_ids, std::vector<std::string>{keep.id});
 }
 
 TEST_P(StoreConformance, DeleteSubscriptionDropsItsUnfinishedDeliveries) {
@@ -1803,7 +1955,7 @@ TEST_P(StoreConformance, AReopenedStoreKeepsEverything) {
   Subscription s = AddSub();
   s.description = "kept";
   s.updated_at_ms = 600;
-  ASSERT_OK(store_->UpdateSubscription(s));
+  ASSERT_OK(Update(s));
   ApiKey k;
   k.id = gen_.Next("key_", 1);
   k.tenant = kTenant;
@@ -1844,11 +1996,11 @@ TEST_P(StoreConformance, AReopenedStoreKeepsEverything) {
   auto has_admin = store_->HasAdminKey();
   ASSERT_OK(has_admin);
   EXPECT_TRUE(has_admin.value());
-  std::vector<Subscription> subs;
-  std::vector<std::string> deleted;
-  ASSERT_OK(store_->SubscriptionsChangedSince(0, &subs, &deleted));
-  ASSERT_EQ(subs.size(), 1u);
-  EXPECT_EQ(subs[0].id, s.id);
+  auto loaded = store_->LoadTenantSubscriptions(kTenant);
+  ASSERT_OK(loaded);
+  ASSERT_EQ(loaded->subscriptions.size(), 1u);
+  EXPECT_EQ(loaded->subscriptions[0].id, s.id);
+  EXPECT_EQ(loaded->generation, 2);  // created, updated
 
   // Idempotency records and pending work survive too.
   std::vector<IngestItem> retry{Item(kTenant, "t", 3000)};
@@ -1891,7 +2043,7 @@ TEST_P(StoreConformance, SeveralStoresShareOneNewDatabase) {
   std::vector<IngestItem> items{Item(kTenant, "t", 1000)};
   Route(items[0], s, 1000);
   std::vector<IngestItem*> ptrs{&items[0]};
-  ASSERT_OK(nodes[1]->CommitIngest(ptrs, 1000, kDay));
+  ASSERT_OK(nodes[1]->CommitIngest(ptrs, 1000, kDay, nullptr));
   EXPECT_OK(nodes[2]->GetEvent(kTenant, items[0].event.id));
   auto leased = nodes[2]->LeaseDue(s.id, 2000, 10, 2000 + kLease);
   ASSERT_OK(leased);
@@ -1958,7 +2110,7 @@ TEST_P(StoreConformance, ConcurrentCommitsAndReadsAllSucceed) {
           it.delivery_ids = {ids.Next("dlv_", 1000)};
           ptrs.push_back(&it);
         }
-        if (!store_->CommitIngest(ptrs, 1000, kDay).ok()) ++errors;
+        if (!store_->CommitIngest(ptrs, 1000, kDay, nullptr).ok()) ++errors;
       }
     });
   }
@@ -2021,7 +2173,7 @@ TEST_P(StoreConformance, WorkListenerHearsCommittedDeliveries) {
   std::vector<IngestItem> items{Item(kTenant, "t", 2000)};
   Route(items[0], t, 2000);
   std::vector<IngestItem*> ptrs{&items[0]};
-  ASSERT_OK(other.value()->CommitIngest(ptrs, 2000, kDay));
+  ASSERT_OK(other.value()->CommitIngest(ptrs, 2000, kDay, nullptr));
   EXPECT_TRUE(wait_for(t.id)) << "another node's commit was not heard";
 }
 
