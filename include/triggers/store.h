@@ -176,7 +176,15 @@ class Store {
   struct Leased {
     Delivery delivery;
     Event event;
-    std::string receipt;  // pull only
+    // The lease token, fresh for every lease: the receipt a pull consumer
+    // acks with, and what a webhook attempt's outcome must name to be
+    // recorded (AttemptResult::lease_token, LeaseRef::token).
+    std::string receipt;
+  };
+  // One lease held by this process (ReleaseLeases).
+  struct LeaseRef {
+    std::string delivery_id;
+    std::string token;  // Leased::receipt
   };
   virtual Result<std::vector<Leased>> LeaseDue(const std::string& subscription_id, int64_t now_ms,
                                                int max, int64_t lease_until_ms) = 0;
@@ -205,19 +213,20 @@ class Store {
     DeliveryAttempt attempt;
     std::string status;
     int64_t next_attempt_at_ms = 0;
-    // The lease the attempt was made under (its lease_until_ms); when set,
-    // the outcome is written only if the delivery is still in flight under
-    // that lease: after it expired and another worker (node) leased the
-    // delivery again, the newer lease owns it and this outcome is dropped.
-    int64_t lease_until_ms = 0;
+    // The lease the attempt was made under (Leased::receipt); when set, the
+    // outcome is written only if the delivery is still in flight under that
+    // lease: after it expired and another worker (node) leased the delivery
+    // again, the newer lease owns it and this outcome is dropped.
+    std::string lease_token;
   };
   // Writes many outcomes in one transaction.
   virtual Status RecordAttempts(const std::vector<AttemptResult>& results, int64_t now_ms) = 0;
   // Subscriptions with deliveries due at or before `now_ms` (ids).
   virtual Result<std::vector<std::string>> SubscriptionsWithDueWork(int64_t now_ms) = 0;
-  // Returns leased (in_flight) deliveries of these ids to their previous
-  // state, due now (shutdown).
-  virtual Status ReleaseLeases(const std::vector<std::string>& delivery_ids, int64_t now_ms) = 0;
+  // Returns leased (in_flight) deliveries to their previous state, due now
+  // (shutdown, a probe given back), each only while it is still in flight
+  // under that lease (another worker's newer lease is left alone).
+  virtual Status ReleaseLeases(const std::vector<LeaseRef>& leases, int64_t now_ms) = 0;
 
   // --- monitoring ------------------------------------------------------------
   // Deliveries per state (every state listed, zeros included), and the

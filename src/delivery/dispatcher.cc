@@ -70,8 +70,8 @@ void Dispatcher::Run() {
     if (stop_deadline == 0) stop_deadline = now + opts_.shutdown_grace_ms;
     if (leased_.empty()) break;
     if (now >= stop_deadline) {
-      std::vector<std::string> ids;
-      for (const auto& [id, sub] : leased_) ids.push_back(id);
+      std::vector<store::Store::LeaseRef> ids;
+      for (const auto& [id, held] : leased_) ids.push_back({id, held.token});
       Status s = store_->ReleaseLeases(ids, now);
       obs::LogLine(obs::Level::kInfo, "delivery leases returned")
           .Int("count", static_cast<int64_t>(ids.size()))
@@ -115,15 +115,12 @@ void Dispatcher::LeaseAndSend(int64_t now) {
     if (st.bucket && tokens > got) st.bucket->Refund(tokens - got);  // unused tokens go back
     if (got == 0) continue;
     if (!st.breaker.AllowRequest(now)) {  // the probe went elsewhere meanwhile: give the lease back
-      std::vector<std::string> ids;
-      for (const auto& w : leased.value()) ids.push_back(w.delivery.id);
+      std::vector<store::Store::LeaseRef> ids;
+      for (const auto& w : leased.value()) ids.push_back({w.delivery.id, w.receipt});
       store_->ReleaseLeases(ids, now);
       continue;
     }
-    for (auto& work : leased.value()) {
-      work.delivery.next_attempt_at_ms = lease_until;  // the lease, checked when recording
-      Send(*sub, std::move(work));
-    }
+    for (auto& work : leased.value()) Send(*sub, std::move(work));
   }
 }
 
@@ -148,7 +145,7 @@ void Dispatcher::Send(const CompiledSubscription& sub, store::Store::Leased work
   req.headers.emplace_back("webhook-signature",
                            core::SignatureHeader(secrets, work.event.id, ts, req.body));
   states_[sub.sub.id].in_flight++;
-  leased_[work.delivery.id] = sub.sub.id;
+  leased_[work.delivery.id] = Held{sub.sub.id, work.receipt};
   auto w = std::make_shared<store::Store::Leased>(std::move(work));
   sender_->Send(std::move(req), [this, w](HttpOutcome o) {
     {
@@ -167,7 +164,7 @@ void Dispatcher::RecordOutcomes(std::vector<Outcome>& outcomes, int64_t now) {
     const auto& d = o.work.delivery;
     auto it = leased_.find(d.id);
     if (it != leased_.end()) {
-      SubState& st = states_[it->second];
+      SubState& st = states_[it->second.subscription_id];
       st.in_flight = std::max(0, st.in_flight - 1);
       leased_.erase(it);
     }
@@ -175,13 +172,13 @@ void Dispatcher::RecordOutcomes(std::vector<Outcome>& outcomes, int64_t now) {
                     *o.http.status_code <= 299;
     if (o.http.error == "shutting down") {
       // Not an attempt: the lease goes back as it was.
-      store_->ReleaseLeases({d.id}, now);
+      store_->ReleaseLeases({{d.id, o.work.receipt}}, now);
       continue;
     }
     SubState& st = states_[d.subscription_id];
     store::Store::AttemptResult r;
     r.delivery_id = d.id;
-    r.lease_until_ms = d.next_attempt_at_ms;
+    r.lease_token = o.work.receipt;  // recorded only while that lease is still ours
     r.attempt.at_ms = o.at_ms - o.http.latency_ms;
     r.attempt.status_code = o.http.status_code;
     r.attempt.latency_ms = o.http.latency_ms;

@@ -81,7 +81,11 @@ class Dispatcher {
 
   // Dispatcher thread only.
   std::unordered_map<std::string, SubState> states_;
-  std::unordered_map<std::string, std::string> leased_;  // delivery id -> subscription id
+  struct Held {
+    std::string subscription_id;
+    std::string token;  // the lease (Leased::receipt)
+  };
+  std::unordered_map<std::string, Held> leased_;  // delivery id -> its lease
   std::thread thread_;
 };
 

@@ -92,7 +92,7 @@ class FakeStore : public store::Store {
   Result<std::vector<std::string>> SubscriptionsWithDueWork(int64_t) override {
     return std::vector<std::string>{};
   }
-  Status ReleaseLeases(const std::vector<std::string>&, int64_t) override { return Status::Ok(); }
+  Status ReleaseLeases(const std::vector<LeaseRef>&, int64_t) override { return Status::Ok(); }
   Status TenantDeliveryStats(const std::string&, int64_t,
                              std::vector<std::pair<std::string, int64_t>>*, int64_t*) override {
     return Status::Ok();

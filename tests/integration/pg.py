@@ -18,6 +18,7 @@ import itertools
 import os
 import secrets
 import subprocess
+import time
 import urllib.parse
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -134,3 +135,71 @@ def pg_server_running():
     p = subprocess.run(["bash", TEST_PG, "status", _require_dir()], stdin=subprocess.DEVNULL,
                        capture_output=True, timeout=60)
     return p.returncode == 0
+
+
+class Session:
+    """One interactive psql session, to hold a transaction open while the
+    test drives the nodes (a late commit, a held row lock):
+
+        with pg.Session(dbname) as s:
+            s.run("BEGIN; SELECT ... FOR UPDATE")   # returns once it ran
+            ...                                     # the nodes block on it
+            s.run("COMMIT")
+    """
+
+    def __init__(self, dbname, timeout=PSQL_TIMEOUT_S):
+        parts = urllib.parse.urlsplit(base_url())
+        env = dict(os.environ, PGCONNECT_TIMEOUT="5")
+        for k in ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGSERVICE",
+                  "PGOPTIONS"):
+            env.pop(k, None)
+        self.timeout = timeout
+        self._n = itertools.count(1)
+        self.proc = subprocess.Popen(
+            [_psql_path(), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
+             "-h", parts.hostname, "-p", str(parts.port), "-U", parts.username or "triggers",
+             "-d", dbname],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, env=env)
+
+    def run(self, sql):
+        """Runs sql (one or more statements) and returns its output lines,
+        once psql has run it all (an end marker is echoed after it)."""
+        marker = "--done-%d--" % next(self._n)
+        self.proc.stdin.write(sql.rstrip().rstrip(";") + ";\n\\echo " + marker + "\n")
+        self.proc.stdin.flush()
+        out = []
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise PgError("psql ended: %s" % "".join(out))
+            if line.strip() == marker:
+                return out
+            out.append(line.rstrip("\n"))
+        raise PgError("psql did not finish %r within %d s" % (sql, self.timeout))
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def waiting_on_locks(dbname):
+    """How many sessions of dbname wait for a lock now."""
+    out = psql("SELECT count(*) FROM pg_stat_activity WHERE datname='%s' AND "
+               "wait_event_type='Lock'" % dbname)
+    return int(out.strip() or 0)

@@ -806,7 +806,7 @@ class PgStore final : public Store {
     // holds two for the same delivery).
     std::unordered_map<std::string, size_t> last;
     for (size_t i = 0; i < results.size(); ++i) last[results[i].delivery_id] = i;
-    ArrayBuilder ids, statuses, next, at, codes, latency, errors, snippets, leases;
+    ArrayBuilder ids, statuses, next, at, codes, latency, errors, snippets, tokens;
     for (size_t i = 0; i < results.size(); ++i) {
       const auto& r = results[i];
       if (last[r.delivery_id] != i) continue;
@@ -831,17 +831,17 @@ class PgStore final : public Store {
         errors.AddNull();
       }
       snippets.Add(std::string_view(core::ToValidUtf8(r.attempt.response_snippet)));
-      leases.Add(r.lease_until_ms);
+      tokens.Add(std::string_view(r.lease_token));
     }
     CONN_OR_RETURN(c);
     // Rows whose lease is no longer ours are left out of both the attempt
     // log and the update (the rows are locked first, so the check holds).
     static const char kRecord[] =
         "WITH r AS (SELECT * FROM unnest($1::text[],$2::text[],$3::bigint[],$4::bigint[],"
-        "$5::integer[],$6::bigint[],$7::text[],$8::text[],$10::bigint[]) AS "
+        "$5::integer[],$6::bigint[],$7::text[],$8::text[],$10::text[]) AS "
         "r(id,status,nat,at,code,lat,err,snip,lease)), "
-        "mine AS (SELECT r.*, d.attempts FROM r JOIN deliveries d ON d.id=r.id WHERE r.lease=0 OR "
-        "(d.status='in_flight' AND d.next_attempt_at=r.lease) FOR UPDATE OF d), "
+        "mine AS (SELECT r.*, d.attempts FROM r JOIN deliveries d ON d.id=r.id WHERE r.lease='' OR "
+        "(d.status='in_flight' AND d.receipt=r.lease) FOR UPDATE OF d), "
         "a AS (INSERT INTO delivery_attempts(delivery_id,n,at,status_code,latency_ms,error,"
         "response_snippet) SELECT id,attempts+1,at,code,lat,err,snip FROM mine "
         "ON CONFLICT(delivery_id,n) DO UPDATE SET at=EXCLUDED.at,"
@@ -862,7 +862,7 @@ class PgStore final : public Store {
                                    .Own(errors.Finish())
                                    .Own(snippets.Finish())
                                    .Add(now_ms)
-                                   .Own(leases.Finish()));
+                                   .Own(tokens.Finish()));
       return r.ok() ? Status::Ok() : r.status();
     });
   }
@@ -887,15 +887,19 @@ class PgStore final : public Store {
     return out;
   }
 
-  Status ReleaseLeases(const std::vector<std::string>& ids, int64_t now_ms) override {
-    if (ids.empty()) return Status::Ok();
+  Status ReleaseLeases(const std::vector<LeaseRef>& leases, int64_t now_ms) override {
+    if (leases.empty()) return Status::Ok();
     CONN_OR_RETURN(c);
-    ArrayBuilder a;
-    for (const auto& id : ids) a.Add(std::string_view(id));
+    ArrayBuilder ids, tokens;
+    for (const auto& l : leases) {
+      ids.Add(std::string_view(l.delivery_id));
+      tokens.Add(std::string_view(l.token));
+    }
     static const char kRelease[] =
-        "UPDATE deliveries SET status=CASE WHEN attempts=0 THEN 'pending' ELSE 'retrying' END, "
-        "next_attempt_at=$1, updated_at=$1 WHERE id=ANY($2::text[]) AND status='in_flight'";
-    auto r = c->Run(kRelease, Params().Add(now_ms).Own(a.Finish()));
+        "UPDATE deliveries d SET status=CASE WHEN attempts=0 THEN 'pending' ELSE 'retrying' END, "
+        "next_attempt_at=$1, updated_at=$1, receipt=NULL FROM unnest($2::text[],$3::text[]) AS "
+        "l(id,token) WHERE d.id=l.id AND d.status='in_flight' AND d.receipt=l.token";
+    auto r = c->Run(kRelease, Params().Add(now_ms).Own(ids.Finish()).Own(tokens.Finish()));
     return r.ok() ? Status::Ok() : r.status();
   }
 
@@ -1243,9 +1247,9 @@ class PgStore final : public Store {
         "last_error='received max_receives times without an ack', updated_at=$2 FROM c WHERE "
         "d.id=c.did AND $5>0 AND c.datt>=$5 RETURNING d.id), "
         "up AS (UPDATE deliveries d SET status='in_flight', next_attempt_at=$4, updated_at=$2, "
-        "attempts=d.attempts+(CASE WHEN $5>0 THEN 1 ELSE 0 END), receipt=CASE WHEN $5>0 THEN "
+        "attempts=d.attempts+(CASE WHEN $5>0 THEN 1 ELSE 0 END), receipt="
         "d.id||'.'||left(replace(gen_random_uuid()::text,'-',''),12)||left(replace(gen_random_uuid("
-        ")::text,'-',''),12) END FROM c WHERE d.id=c.did AND "
+        ")::text,'-',''),12) FROM c WHERE d.id=c.did AND "
         "NOT ($5>0 AND c.datt>=$5) RETURNING "
         "d.id,d.tenant,d.event_id,d.subscription_id,d.status,d.attempts,"
         "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,d.receipt) "

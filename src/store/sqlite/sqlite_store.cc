@@ -796,19 +796,19 @@ class SqliteStore final : public Store {
           PREPARE_OR_RETURN(ins, writer_,
                             "INSERT OR REPLACE INTO delivery_attempts(delivery_id,n,at,status_code,"
                             "latency_ms,error,response_snippet) SELECT ?1, attempts+1, ?2, ?3, ?4, "
-                            "?5, ?6 FROM deliveries WHERE id=?1 AND (?7=0 OR "
-                            "(status='in_flight' AND next_attempt_at=?7))");
+                            "?5, ?6 FROM deliveries WHERE id=?1 AND (?7='' OR "
+                            "(status='in_flight' AND receipt=?7))");
           ins.Bind(1, r.delivery_id).Bind(2, r.attempt.at_ms).Bind(3, r.attempt.status_code);
           ins.Bind(4, r.attempt.latency_ms).Bind(5, r.attempt.error);
-          ins.Bind(6, r.attempt.response_snippet).Bind(7, r.lease_until_ms);
+          ins.Bind(6, r.attempt.response_snippet).Bind(7, r.lease_token);
           if (ins.Step() != SQLITE_DONE) return SqlError(writer_.db(), "record attempt");
         }
         const bool finished = r.status == kDeliverySucceeded || r.status == kDeliveryDead;
         PREPARE_OR_RETURN(
             up, writer_,
             "UPDATE deliveries SET status=?2, attempts=attempts+1, next_attempt_at=?3,"
-            " last_error=?4, last_status_code=?5, updated_at=?6 WHERE id=?1 AND (?7=0 OR "
-            "(status='in_flight' AND next_attempt_at=?7))");
+            " last_error=?4, last_status_code=?5, updated_at=?6 WHERE id=?1 AND (?7='' OR "
+            "(status='in_flight' AND receipt=?7))");
         up.Bind(1, r.delivery_id).Bind(2, r.status);
         if (finished) {
           sqlite3_bind_null(up.raw(), 3);
@@ -816,7 +816,7 @@ class SqliteStore final : public Store {
           up.Bind(3, r.next_attempt_at_ms);
         }
         up.Bind(4, r.attempt.error).Bind(5, r.attempt.status_code).Bind(6, now_ms);
-        up.Bind(7, r.lease_until_ms);
+        up.Bind(7, r.lease_token);
         if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "record attempt");
       }
       return Status::Ok();
@@ -838,16 +838,16 @@ class SqliteStore final : public Store {
     return out;
   }
 
-  Status ReleaseLeases(const std::vector<std::string>& ids, int64_t now_ms) override {
-    if (ids.empty()) return Status::Ok();
+  Status ReleaseLeases(const std::vector<LeaseRef>& leases, int64_t now_ms) override {
+    if (leases.empty()) return Status::Ok();
     std::lock_guard lock(write_mu_);
     Status s = WriteTxn(true, [&]() -> Status {
-      for (const auto& id : ids) {
+      for (const auto& l : leases) {
         PREPARE_OR_RETURN(up, writer_,
                           "UPDATE deliveries SET status=CASE WHEN attempts=0 THEN 'pending' ELSE "
-                          "'retrying' END, next_attempt_at=?1, updated_at=?1 WHERE id=?2 AND "
-                          "status='in_flight'");
-        up.Bind(1, now_ms).Bind(2, id);
+                          "'retrying' END, next_attempt_at=?1, updated_at=?1, receipt=NULL "
+                          "WHERE id=?2 AND status='in_flight' AND receipt=?3");
+        up.Bind(1, now_ms).Bind(2, l.delivery_id).Bind(3, l.token);
         if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "release");
       }
       return Status::Ok();
@@ -1097,15 +1097,13 @@ class SqliteStore final : public Store {
           if (dead.Step() != SQLITE_DONE) return SqlError(writer_.db(), "dead");
           continue;
         }
-        if (max_receives > 0) {
-          l.receipt = l.delivery.id + "." + core::Hex(core::RandomBytes(12));
-          l.delivery.attempts += 1;
-        }
+        // A fresh token for every lease (the pull receipt).
+        l.receipt = l.delivery.id + "." + core::Hex(core::RandomBytes(12));
+        if (max_receives > 0) l.delivery.attempts += 1;
         PREPARE_OR_RETURN(up, writer_,
                           "UPDATE deliveries SET status='in_flight', next_attempt_at=?1, "
                           "updated_at=?2, receipt=?3, attempts=attempts+?4 WHERE id=?5");
-        up.Bind(1, lease_until_ms).Bind(2, now_ms);
-        if (max_receives > 0) up.Bind(3, l.receipt);
+        up.Bind(1, lease_until_ms).Bind(2, now_ms).Bind(3, l.receipt);
         up.Bind(4, static_cast<int64_t>(max_receives > 0 ? 1 : 0)).Bind(5, l.delivery.id);
         if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "lease");
         // An ordered key yields one delivery per lease: later ones of the same

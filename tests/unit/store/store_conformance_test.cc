@@ -312,8 +312,17 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
                                    int64_t lease = kLease) {
     auto r = store_->LeaseDue(s.id, now, max, now + lease);
     EXPECT_OK(r);
-    return r.ok() ? std::move(r.value()) : std::vector<Store::Leased>{};
+    if (!r.ok()) return {};
+    for (const auto& l : r.value()) tokens_[l.delivery.id] = l.receipt;
+    return std::move(r.value());
   }
+  // The leases this test took last, for ReleaseLeases.
+  std::vector<Store::LeaseRef> Refs(const std::vector<std::string>& ids) {
+    std::vector<Store::LeaseRef> out;
+    for (const auto& id : ids) out.push_back({id, tokens_[id]});
+    return out;
+  }
+  std::map<std::string, std::string> tokens_;  // delivery id -> its latest lease token
   std::vector<Store::Leased> Recv(const Subscription& s, int64_t now, int max = 10) {
     auto r = store_->Receive(s.id, now, max, now + kLease, s.max_receives);
     EXPECT_OK(r);
@@ -1130,7 +1139,8 @@ TEST_P(StoreConformance, LeaseDueTakesDueDeliveriesOldestFirst) {
   EXPECT_EQ(first[0].event.type, "order.created");
   EXPECT_EQ(first[0].event.data, kData);
   EXPECT_EQ(first[0].event.received_at_ms, 1000);
-  EXPECT_EQ(first[0].receipt, "");  // receipts are for pull
+  // Every lease has a fresh token (for pull it is the receipt).
+  EXPECT_EQ(first[0].receipt.substr(0, d1.deliveries[0].size() + 1), d1.deliveries[0] + ".");
   EXPECT_EQ(StateOf(d1.deliveries[0]), kDeliveryInFlight);
   EXPECT_EQ(StateOf(d3.deliveries[0]), kDeliveryPending);
 
@@ -1189,15 +1199,19 @@ TEST_P(StoreConformance, AnOutcomeUnderAnExpiredLeaseIsDroppedWhenTheDeliveryWas
   Ingested d = Ingest({&s}, 1000);
   // Worker A leases it until 2000 + kLease; the lease runs out; worker B
   // (another node) leases it again.
-  ASSERT_EQ(Lease(s, 2000).size(), 1u);
-  const int64_t lease_a = 2000 + kLease;
-  const int64_t later = lease_a + 1;
-  ASSERT_EQ(Lease(s, later).size(), 1u);
-  const int64_t lease_b = later + kLease;
+  auto a = Lease(s, 2000);
+  ASSERT_EQ(a.size(), 1u);
+  const int64_t later = 2000 + kLease + 1;
+  auto b = Lease(s, later);
+  ASSERT_EQ(b.size(), 1u);
+  EXPECT_NE(a[0].receipt, b[0].receipt);
+  // A stale release (A's lease) leaves B's lease alone.
+  ASSERT_OK(store_->ReleaseLeases({{d.deliveries[0], a[0].receipt}}, later + 5));
+  EXPECT_EQ(StateOf(d.deliveries[0]), kDeliveryInFlight);
 
   // A's late outcome must not overwrite B's lease, nor log an attempt.
   Store::AttemptResult late = Outcome(d.deliveries[0], kDeliverySucceeded, later + 10, 200);
-  late.lease_until_ms = lease_a;
+  late.lease_token = a[0].receipt;
   ASSERT_OK(store_->RecordAttempts({late}, later + 10));
   Delivery now = Get(d.deliveries[0]);
   EXPECT_EQ(now.status, kDeliveryInFlight);
@@ -1207,7 +1221,7 @@ TEST_P(StoreConformance, AnOutcomeUnderAnExpiredLeaseIsDroppedWhenTheDeliveryWas
   // B's outcome under its own lease is written.
   Store::AttemptResult mine =
       Outcome(d.deliveries[0], kDeliveryRetrying, later + 20, 500, later + 5000);
-  mine.lease_until_ms = lease_b;
+  mine.lease_token = b[0].receipt;
   ASSERT_OK(store_->RecordAttempts({mine}, later + 20));
   now = Get(d.deliveries[0]);
   EXPECT_EQ(now.status, kDeliveryRetrying);
@@ -1381,7 +1395,7 @@ TEST_P(StoreConformance, CreateMissingDeliveriesNeverDuplicates) {
   Ingested e4 = Ingest({&s}, 1003);
   ASSERT_EQ(LeaseIds(s, 1500, 10).size(), 2u);
   Kill(e4.deliveries[0], 1500);  // dead still counts as "has one"
-  ASSERT_OK(store_->ReleaseLeases({e1.deliveries[0]}, 1500));
+  ASSERT_OK(store_->ReleaseLeases(Refs({e1.deliveries[0]}), 1500));
   std::vector<Event> events;
   for (const auto* x : {&e1, &e2, &e3, &e4}) {
     auto ev = store_->GetEvent(kTenant, x->event_id);
@@ -1443,7 +1457,7 @@ TEST_P(StoreConformance, ReleaseLeasesReturnsDeliveriesToTheirPreviousState) {
   Fail(d3.deliveries[0], 2100, 2500);
   EXPECT_EQ(LeaseIds(s, 2500), std::vector<std::string>{d3.deliveries[0]});
 
-  ASSERT_OK(store_->ReleaseLeases({d1.deliveries[0], d3.deliveries[0]}, 2600));
+  ASSERT_OK(store_->ReleaseLeases(Refs({d1.deliveries[0], d3.deliveries[0]}), 2600));
   Delivery r1 = Get(d1.deliveries[0]);
   EXPECT_EQ(r1.status, kDeliveryPending);  // never attempted
   EXPECT_EQ(r1.next_attempt_at_ms, 2600);
@@ -1457,7 +1471,7 @@ TEST_P(StoreConformance, ReleaseLeasesReturnsDeliveriesToTheirPreviousState) {
 
   // Only leased deliveries are released: a finished one stays finished.
   Succeed(d2.deliveries[0], 2700);
-  ASSERT_OK(store_->ReleaseLeases({d2.deliveries[0], gen_.Next("dlv_", 2700)}, 2700));
+  ASSERT_OK(store_->ReleaseLeases(Refs({d2.deliveries[0], gen_.Next("dlv_", 2700)}), 2700));
   EXPECT_EQ(StateOf(d2.deliveries[0]), kDeliverySucceeded);
   ASSERT_OK(store_->ReleaseLeases({}, 2700));
 }
