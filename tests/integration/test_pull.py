@@ -536,5 +536,63 @@ class PullTest(ServerTestCase):
         self.assertEqual(seen, ids)
 
 
+def nested(depth):
+    """`data` nested `depth` levels of objects and arrays in all (the data
+    object is level 1): {"kind":"x","deep":[[...[1]...]]}."""
+    return '{"kind":"x","deep":%s1%s}' % ("[" * (depth - 1), "]" * (depth - 1))
+
+
+class PullFilterDepthTest(ServerTestCase):
+    """A filter sees `data` as deep as ingest accepts it (128 levels in the
+    body, the body object included): deep events are matched on their
+    fields, never as if `data` were null."""
+
+    def setUp(self):
+        super().setUp()
+        self.tenant = unique_tenant("depth")
+        self.key = make_key(self.srv, self.tenant, ALL_SCOPES)["key"]
+        self.c = PullClient(self, self.srv, self.key)
+
+    def post(self, data_text):
+        body = '{"type":"deep.event","data":%s}' % data_text
+        return self.srv.request("POST", "/v1/events", body.encode(), key=self.key)
+
+    def test_deep_events_match_a_filter_on_a_top_level_field(self):
+        sub = self.c.create_sub(filter={"data": {"kind": ["x"]}})
+        other = self.c.create_sub(filter={"data": {"kind": ["y"]}})
+        ids = []
+        # 40 levels of data, and the deepest body ingest accepts (data at 127).
+        for depth in (40, 127):
+            r = self.post(nested(depth))
+            self.assertEqual(r.status, 202, r.raw[:300])
+            ids.append(r.json["id"])
+        got = self.c.receive_until(sub["id"], count=2, max=10)
+        self.assertEqual(sorted(m["event"]["id"] for m in got), sorted(ids))
+        for m in got:
+            self.assertEqual(m["event"]["data"]["kind"], "x")
+        self.assertEqual(self.c.receive(other["id"], max=10), [], "kind y matched kind x")
+        self.assertEqual(self.c.ack(sub["id"], [m["receipt"] for m in got]), ["acked"] * 2)
+
+    def test_one_level_over_the_ingest_limit_is_refused(self):
+        sub = self.c.create_sub(filter={"data": {"kind": ["x"]}})
+        r = self.post(nested(128))
+        self.assertError(r, 400, "invalid_json", mentions="128 levels")
+        self.assertEqual(self.c.receive(sub["id"]), [])
+
+    def test_deep_events_replayed_match_too(self):
+        ids = []
+        for depth in (40, 127):
+            r = self.post(nested(depth))
+            self.assertEqual(r.status, 202, r.raw[:300])
+            ids.append(r.json["id"])
+        sub = self.c.create_sub(filter={"data": {"kind": ["x"]}})  # after the events
+        r = self.srv.request("POST", "/v1/subscriptions/%s/replay" % sub["id"],
+                             {"status": "all"}, key=self.key)
+        self.assertEqual(r.status, 202, r.raw[:300])
+        self.assertEqual(r.json["created"], 2, r.raw[:300])
+        got = self.c.receive(sub["id"], max=10)
+        self.assertEqual(sorted(m["event"]["id"] for m in got), sorted(ids))
+
+
 if __name__ == "__main__":
     unittest.main()
