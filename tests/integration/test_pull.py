@@ -594,5 +594,52 @@ class PullFilterDepthTest(ServerTestCase):
         self.assertEqual(sorted(m["event"]["id"] for m in got), sorted(ids))
 
 
+class PullShutdownTest(ServerTestCase):
+    """SIGTERM while a receive is parked: it answers 200 {"data":[]} and
+    takes no lease (the message is receivable after a restart with attempt 1)."""
+    shared_server = False
+
+    def parked(self, srv):
+        r = srv.request("GET", "/metrics")
+        for line in r.raw.decode().splitlines():
+            if line.startswith("triggers_parked_receives "):
+                return float(line.split()[1])
+        self.fail("no triggers_parked_receives in /metrics")
+
+    def test_sigterm_answers_a_parked_receive_empty_and_takes_no_lease(self):
+        srv = self.start_server()
+        key = make_key(srv, unique_tenant("stop"), ALL_SCOPES)["key"]
+        c = PullClient(self, srv, key)
+        sub = c.create_sub()
+        eid = c.ingest(data={"n": "waits"})
+        # Disabled, the subscription holds its message: the receive parks
+        # beside a message that is there.
+        r = srv.request("PATCH", "/v1/subscriptions/" + sub["id"], {"enabled": False}, key=key)
+        self.assertEqual(r.status, 200, r.raw[:300])
+        box = {}
+
+        def receive():
+            box["resp"] = c.receive_raw(sub["id"], {"wait_s": 20}, timeout=30)
+
+        th = threading.Thread(target=receive, daemon=True)
+        th.start()
+        deadline = time.monotonic() + 5
+        while self.parked(srv) < 1:
+            self.assertLess(time.monotonic(), deadline, "the receive never parked")
+            time.sleep(0.02)
+        t0 = time.monotonic()
+        self.assertEqual(srv.stop(), 0)
+        self.assertLess(time.monotonic() - t0, 5, "a parked receive held up the shutdown")
+        th.join(5)
+        self.assertFalse(th.is_alive(), "the parked receive was not answered at shutdown")
+        self.assertEqual(box["resp"].status, 200, box["resp"].raw[:300])
+        self.assertEqual(box["resp"].json, {"data": []})
+        srv.start()
+        r = srv.request("PATCH", "/v1/subscriptions/" + sub["id"], {"enabled": True}, key=key)
+        self.assertEqual(r.status, 200, r.raw[:300])
+        got = c.receive(sub["id"])
+        self.assertEqual([(m["event"]["id"], m["attempt"]) for m in got], [(eid, 1)])
+
+
 if __name__ == "__main__":
     unittest.main()
