@@ -55,7 +55,8 @@ class Inbox {
   // is not counted meanwhile).
   size_t parked();
   // Answers every parked receiver now with kShutdown and stops the timer
-  // thread; attempts still queued or running answer kShutdown too.
+  // thread. An attempt still queued answers kShutdown when it runs; one
+  // already running answers with what it got.
   void Shutdown();
 
  private:
