@@ -16,10 +16,11 @@ KeyCache::KeyCache(store::Store* store, Clock* clock, const std::optional<std::s
     p->admin = true;
     p->key_id = "key_admin_env";
     p->scopes = kScopeIngest | kScopeRead | kScopeConsume | kScopeManage;
+    env_admin_hash_ = core::Sha256(*env_admin);
+    p->key_hash = env_admin_hash_;
     e->principal = std::move(p);
     e->tokens = rate;
     e->last_refill_ns = clock->MonoNs();
-    env_admin_hash_ = core::Sha256(*env_admin);
     entries_.emplace(env_admin_hash_, std::move(e));
   }
 }
@@ -58,25 +59,41 @@ void KeyCache::Insert(const ApiKey& key) {
   p->tenant = key.tenant;
   p->scopes = key.scopes;
   p->key_id = key.id;
+  p->key_hash = key.hash;
   e->principal = std::move(p);
-  e->revoked = key.revoked_at_ms.has_value();
+  const bool revoked = key.revoked_at_ms.has_value();
+  e->revoked = revoked;
   e->tokens = rate_;
   e->last_refill_ns = clock_->MonoNs();
-  std::unique_lock lock(mu_);
-  if (entries_.size() >= kMaxEntries) {
-    // Bounded: start over (entries come back from the store on use), but keep
-    // the TRIGGERS_ADMIN_KEY entry, which exists nowhere else.
-    auto env = entries_.find(env_admin_hash_);
-    std::shared_ptr<Entry> keep = env == entries_.end() ? nullptr : env->second;
-    entries_.clear();
-    if (keep) entries_.emplace(env_admin_hash_, std::move(keep));
+  bool newly_revoked = false;
+  {
+    std::unique_lock lock(mu_);
+    if (entries_.size() >= kMaxEntries) {
+      // Bounded: start over (entries come back from the store on use), but keep
+      // the TRIGGERS_ADMIN_KEY entry, which exists nowhere else.
+      auto env = entries_.find(env_admin_hash_);
+      std::shared_ptr<Entry> keep = env == entries_.end() ? nullptr : env->second;
+      entries_.clear();
+      if (keep) entries_.emplace(env_admin_hash_, std::move(keep));
+    }
+    auto& slot = entries_[key.hash];
+    newly_revoked = revoked && !(slot && slot->revoked.load(std::memory_order_acquire));
+    slot = std::move(e);
   }
-  entries_[key.hash] = std::move(e);
+  if (newly_revoked && on_revoked_) on_revoked_(key.hash);
 }
 
 void KeyCache::MarkRevoked(const std::string& hash) {
   auto e = Get(hash);
-  if (e) e->revoked.store(true, std::memory_order_release);
+  // The flag is set before the listener runs: whatever checks IsRevoked
+  // after registering with the listener's targets cannot miss both.
+  if (e && e->revoked.exchange(true, std::memory_order_acq_rel)) return;  // known already
+  if (on_revoked_) on_revoked_(hash);
+}
+
+bool KeyCache::IsRevoked(const std::string& hash) {
+  auto e = Get(hash);
+  return e && e->revoked.load(std::memory_order_acquire);
 }
 
 void KeyCache::RefreshRevocations() {

@@ -2,11 +2,14 @@
 // cache in front of the store. Revocations made through this node apply at
 // once; revocations made elsewhere (the offline CLI, another node) are picked
 // up by RefreshRevocations(), which the server calls every second (< 5 s).
+// Either way the revocation listener hears of it, so that what the key holds
+// open (live tails, parked receives) ends too.
 // Per-key rate limiting lives here too (token bucket per key).
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -25,6 +28,8 @@ struct Principal {
   std::string tenant;  // empty for the admin key
   uint32_t scopes = 0;
   std::string key_id;
+  // SHA-256 of the key: what a revocation names. Never logged or shown.
+  std::string key_hash;
 };
 
 class KeyCache {
@@ -40,9 +45,18 @@ class KeyCache {
   // Asks the store (blocking I/O). Unauthorized / Unavailable / Ok.
   Status LoadFromStore(const std::string& hash, std::shared_ptr<const Principal>* out);
   void Insert(const ApiKey& key);
+  // Marks the key revoked; the listener hears of it unless the cache already
+  // knew. A hash the cache does not hold is passed on too (its entry may
+  // have been dropped while something it opened is still open).
   void MarkRevoked(const std::string& hash);
   // Polls the store for recent revocations. Blocking; call from a background thread.
   void RefreshRevocations();
+  // Memory only: true when the cache knows this key as revoked.
+  bool IsRevoked(const std::string& hash);
+  // Called (on the revoking thread, with no lock held) with the hash of each
+  // key newly known as revoked; it must not block. Set once, before serving.
+  using RevokedListener = std::function<void(const std::string& key_hash)>;
+  void SetRevokedListener(RevokedListener listener) { on_revoked_ = std::move(listener); }
   // Token bucket: false when the key is over --rate-limit-per-key.
   bool AllowRequest(const std::string& hash);
 
@@ -63,6 +77,7 @@ class KeyCache {
   std::unordered_map<std::string, std::shared_ptr<Entry>> entries_;  // by key hash
   int64_t last_refresh_ms_ = 0;
   std::string env_admin_hash_;
+  RevokedListener on_revoked_;
   static constexpr size_t kMaxEntries = 100000;
 };
 

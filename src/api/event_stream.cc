@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/event_json.h"
@@ -13,7 +14,8 @@ EventStream::EventStream() : thread_([this] { Run(); }) {}
 
 EventStream::~EventStream() { Shutdown(); }
 
-bool EventStream::Add(std::string tenant, std::string type_glob, std::shared_ptr<StreamSink> sink) {
+bool EventStream::Add(std::string tenant, std::string key_hash, std::string type_glob,
+                      std::shared_ptr<StreamSink> sink) {
   {
     std::lock_guard lock(mu_);
     if (stopping_ || listeners_.load() >= kMaxListeners) return false;
@@ -21,7 +23,8 @@ bool EventStream::Add(std::string tenant, std::string type_glob, std::shared_ptr
     if (mine >= kMaxListenersPerTenant) return false;
     ++mine;
     listeners_.fetch_add(1);
-    added_.push_back({std::move(tenant), std::move(type_glob), std::move(sink)});
+    added_.push_back(
+        {std::move(tenant), std::move(key_hash), std::move(type_glob), std::move(sink)});
   }
   cv_.notify_one();
   return true;
@@ -44,6 +47,16 @@ void EventStream::Publish(std::vector<Event> events) {
       queued_bytes_ += bytes;
       queue_.push_back(std::move(e));
     }
+  }
+  cv_.notify_one();
+}
+
+void EventStream::EndKey(std::string key_hash) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    // Bounded: one entry per revocation, taken by the next pass of the thread.
+    ended_keys_.push_back(std::move(key_hash));
   }
   cv_.notify_one();
 }
@@ -79,6 +92,52 @@ std::string EventStream::Frame(const Event& ev) {
   return f;
 }
 
+// Ends (finishes the chunked body, closes the connection) and removes the
+// listeners whose key is in `keys`; their tenants go to `gone`.
+void EventStream::EndStreamsOf(const std::vector<std::string>& keys,
+                               std::vector<Listener>& listeners, std::vector<std::string>& gone) {
+  size_t kept = 0;
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    Listener& l = listeners[i];
+    if (std::find(keys.begin(), keys.end(), l.key_hash) != keys.end()) {
+      l.sink->Write(": the API key was revoked\n\n");
+      l.sink->Close();
+      gone.push_back(std::move(l.tenant));
+      continue;
+    }
+    if (kept != i) listeners[kept] = std::move(l);
+    ++kept;
+  }
+  listeners.resize(kept);
+}
+
+// Writes each listener the frames of its tenant's events that match its
+// glob (and the keep-alive when `ping`); drops the listeners whose sink
+// refused a write, their tenants going to `gone`.
+void EventStream::FanOut(const std::vector<Event>& events, const std::vector<std::string>& frames,
+                         bool ping, std::vector<Listener>& listeners,
+                         std::vector<std::string>& gone) {
+  size_t kept = 0;
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    Listener& l = listeners[i];
+    bool alive = true;
+    for (size_t k = 0; alive && k < events.size(); ++k) {
+      const Event& ev = events[k];
+      if (ev.tenant != l.tenant) continue;
+      if (!l.type_glob.empty() && !core::TypeGlobMatches(l.type_glob, ev.type)) continue;
+      alive = l.sink->Write(frames[k]);
+    }
+    if (alive && ping) alive = l.sink->Write(": keep-alive\n\n");
+    if (alive) {
+      if (kept != i) listeners[kept] = std::move(l);
+      ++kept;
+    } else {
+      gone.push_back(std::move(l.tenant));
+    }
+  }
+  listeners.resize(kept);
+}
+
 void EventStream::Run() {
   pthread_setname_np(pthread_self(), "trg-stream");
   using Clock = std::chrono::steady_clock;
@@ -87,11 +146,16 @@ void EventStream::Run() {
   auto next_ping = Clock::now() + kKeepAlive;
   std::unique_lock lock(mu_);
   for (;;) {
-    cv_.wait_until(lock, next_ping,
-                   [&] { return stopping_ || !added_.empty() || !queue_.empty(); });
+    cv_.wait_until(lock, next_ping, [&] {
+      return stopping_ || !added_.empty() || !queue_.empty() || !ended_keys_.empty();
+    });
     if (stopping_) break;
     std::vector<Listener> added = std::move(added_);
     added_.clear();
+    // Taken with the events: a revocation that came before an event's
+    // publication ends the key's streams before that event is written.
+    std::vector<std::string> ended = std::move(ended_keys_);
+    ended_keys_.clear();
     std::vector<Event> events = std::move(queue_);
     queue_.clear();
     queued_bytes_ = 0;
@@ -111,27 +175,10 @@ void EventStream::Run() {
         gone.push_back(l.tenant);
       }
     }
+    if (!ended.empty()) EndStreamsOf(ended, listeners, gone);
     const bool ping = Clock::now() >= next_ping;
     if (ping) next_ping = Clock::now() + kKeepAlive;
-    size_t kept = 0;
-    for (size_t i = 0; i < listeners.size(); ++i) {
-      Listener& l = listeners[i];
-      bool alive = true;
-      for (size_t k = 0; alive && k < events.size(); ++k) {
-        const Event& ev = events[k];
-        if (ev.tenant != l.tenant) continue;
-        if (!l.type_glob.empty() && !core::TypeGlobMatches(l.type_glob, ev.type)) continue;
-        alive = l.sink->Write(frames[k]);
-      }
-      if (alive && ping) alive = l.sink->Write(": keep-alive\n\n");
-      if (alive) {
-        if (kept != i) listeners[kept] = std::move(l);
-        ++kept;
-      } else {
-        gone.push_back(std::move(l.tenant));
-      }
-    }
-    listeners.resize(kept);
+    FanOut(events, frames, ping, listeners, gone);
     lock.lock();
     for (const auto& t : gone) {
       listeners_.fetch_sub(1);

@@ -3,6 +3,7 @@
 // its own fans them out as Server-Sent Events to the listeners of the same
 // tenant whose type glob matches, and sends a keep-alive comment every 15 s.
 // A listener that reads too slowly is dropped by its sink (bounded backlog).
+// EndKey ends the streams of a revoked key.
 //
 // Live tailing is best effort and per node: it shows the events committed by
 // this process after the stream opened (on PostgreSQL with several nodes,
@@ -42,12 +43,16 @@ class EventStream {
   size_t listeners() const { return listeners_.load(std::memory_order_relaxed); }
   // Whether Add would refuse a listener of this tenant now.
   bool Full(const std::string& tenant);
-  // Adds a listener; false when too many are open, in all or for this tenant
-  // (the caller answers 503).
+  // Adds a listener of the key with this hash; false when too many are open,
+  // in all or for this tenant (the caller answers 503).
   // `type_glob` empty: every type (the glob was validated by the caller).
-  bool Add(std::string tenant, std::string type_glob, std::shared_ptr<StreamSink> sink);
+  bool Add(std::string tenant, std::string key_hash, std::string type_glob,
+           std::shared_ptr<StreamSink> sink);
   // Events just committed, in commit order.
   void Publish(std::vector<Event> events);
+  // Ends every stream of the key with this hash (it was revoked): none gets
+  // an event published after this call. Never blocks on a stream.
+  void EndKey(std::string key_hash);
   // Ends every stream and stops the thread.
   void Shutdown();
 
@@ -57,10 +62,15 @@ class EventStream {
  private:
   struct Listener {
     std::string tenant;
+    std::string key_hash;
     std::string type_glob;
     std::shared_ptr<StreamSink> sink;
   };
   void Run();
+  static void FanOut(const std::vector<Event>& events, const std::vector<std::string>& frames,
+                     bool ping, std::vector<Listener>& listeners, std::vector<std::string>& gone);
+  static void EndStreamsOf(const std::vector<std::string>& keys, std::vector<Listener>& listeners,
+                           std::vector<std::string>& gone);
 
   std::atomic<size_t> listeners_{0};
   std::mutex mu_;
@@ -69,6 +79,7 @@ class EventStream {
   std::vector<Listener> added_;  // handed to the thread
   std::vector<Event> queue_;
   size_t queued_bytes_ = 0;
+  std::vector<std::string> ended_keys_;                 // revoked keys, handed to the thread
   std::unordered_map<std::string, size_t> per_tenant_;  // open listeners
   std::thread thread_;
 };

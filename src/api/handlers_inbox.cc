@@ -108,6 +108,45 @@ Response Settle(Context& ctx, const Call& call, bool ack) {
   return resp;
 }
 
+// The attempt of one receive: answers and returns true when it got messages
+// or on the last turn. Shutdown and revocation answer without touching the
+// store, so they take no lease.
+Inbox::Attempt ReceiveAttempt(Context& ctx, Respond respond, std::string rid,
+                              const Subscription& sub, std::string key_hash, int max,
+                              int64_t visibility_s) {
+  return [&ctx, respond = std::move(respond), rid = std::move(rid), sub_id = sub.id,
+          key_hash = std::move(key_hash), max, visibility_s,
+          max_receives = sub.max_receives](Inbox::Turn turn) -> bool {
+    if (turn == Inbox::Turn::kShutdown) {
+      respond(MessagesResponse({}));
+      return true;
+    }
+    // Also checked here: a revocation may land while this receive is not
+    // parked (running, or before it parks) and so miss Inbox::EndKey.
+    if (turn == Inbox::Turn::kRevoked || ctx.keys->IsRevoked(key_hash)) {
+      respond(ErrorResponse(401, "unauthorized", "this API key has been revoked", rid));
+      return true;
+    }
+    const bool final = turn == Inbox::Turn::kLast;
+    const int64_t now = ctx.clock->NowMs();
+    auto current = ctx.subscriptions->Get(sub_id);
+    // While the subscription is disabled its messages wait (SPEC 5).
+    if (current && !current->sub.enabled) {
+      if (!final) return false;
+      respond(MessagesResponse({}));
+      return true;
+    }
+    auto r = ctx.store->Receive(sub_id, now, max, now + visibility_s * 1000, max_receives);
+    if (!r.ok()) {
+      respond(StatusResponse(r.status(), rid));
+      return true;
+    }
+    if (r->empty() && !final) return false;
+    respond(MessagesResponse(r.value()));
+    return true;
+  };
+}
+
 }  // namespace
 
 void ReceiveMessages(Context& ctx, const Call& call, Respond respond) {
@@ -130,31 +169,14 @@ void ReceiveMessages(Context& ctx, const Call& call, Respond respond) {
     if (!s.ok()) return respond(StatusResponse(s, rid));
     Subscription sub;
     if (Status s = LoadPull(ctx, call, &sub); !s.ok()) return respond(StatusResponse(s, rid));
-    // One receive; answers and returns true when it got messages or `final`.
-    // While the subscription is disabled its messages wait (SPEC 5).
-    auto attempt = [&ctx, respond, rid, sub_id = sub.id, max, visibility_s,
-                    max_receives = sub.max_receives](bool final) -> bool {
-      const int64_t now = ctx.clock->NowMs();
-      auto current = ctx.subscriptions->Get(sub_id);
-      if (current && !current->sub.enabled) {
-        if (!final) return false;
-        respond(MessagesResponse({}));
-        return true;
-      }
-      auto r = ctx.store->Receive(sub_id, now, static_cast<int>(max), now + visibility_s * 1000,
-                                  max_receives);
-      if (!r.ok()) {
-        respond(StatusResponse(r.status(), rid));
-        return true;
-      }
-      if (r->empty() && !final) return false;
-      respond(MessagesResponse(r.value()));
-      return true;
-    };
+    Inbox::Attempt attempt = ReceiveAttempt(ctx, respond, rid, sub, call.who->key_hash,
+                                            static_cast<int>(max), visibility_s);
     const int64_t deadline = ctx.clock->NowMs() + wait_s * 1000;
-    if (attempt(wait_s == 0)) return;
+    if (attempt(wait_s == 0 ? Inbox::Turn::kLast : Inbox::Turn::kTry)) return;
     // Nothing yet: park without holding this thread.
-    if (!ctx.inbox->Park(sub.id, deadline, attempt)) attempt(true);
+    if (!ctx.inbox->Park(sub.id, call.who->key_hash, deadline, attempt)) {
+      attempt(Inbox::Turn::kLast);
+    }
   };
   if (!ctx.run_blocking(std::move(task))) {
     respond(ErrorResponse(503, "unavailable", "server busy; retry later", call.req->request_id));

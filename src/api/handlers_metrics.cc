@@ -1,6 +1,9 @@
 // GET /metrics (SPEC 7): Prometheus text format; the delivery gauges are
-// read from the store at scrape time.
+// read from the store at scrape time, the parked receives and open streams
+// from this process.
+#include "api/event_stream.h"
 #include "api/handlers.h"
+#include "api/inbox.h"
 #include "obs/metrics.h"
 
 namespace triggers::api {
@@ -23,6 +26,14 @@ Response GetMetrics(Context& ctx, const Call&) {
                      {{"", age}}, "");
     obs::AppendGauge(out, "triggers_store_up", "1 when the store answered this scrape.",
                      {{"", s.ok() ? 1.0 : 0.0}}, "");
+    const double parked = ctx.inbox ? static_cast<double>(ctx.inbox->parked()) : 0.0;
+    obs::AppendGauge(out, "triggers_parked_receives",
+                     "Pull receives (long polls) waiting on this server now.", {{"", parked}}, "");
+    const double streams =
+        ctx.event_stream ? static_cast<double>(ctx.event_stream->listeners()) : 0.0;
+    obs::AppendGauge(out, "triggers_open_streams",
+                     "Live tails (GET /v1/events/stream) open on this server now.", {{"", streams}},
+                     "");
   });
   return r;
 }

@@ -28,9 +28,13 @@ void StreamEvents(Context& ctx, const Call& call, Respond respond) {
   r.status = 200;
   r.content_type = "text/event-stream";
   r.headers.emplace_back("X-Accel-Buffering", "no");  // proxies: do not buffer
-  r.stream = [stream, tenant = call.who->tenant,
+  r.stream = [stream, keys = ctx.keys, tenant = call.who->tenant, key_hash = call.who->key_hash,
               glob = std::move(glob)](std::shared_ptr<StreamSink> sink) mutable {
-    if (!stream->Add(tenant, std::move(glob), sink)) sink->Close();
+    if (!stream->Add(tenant, key_hash, std::move(glob), sink)) return sink->Close();
+    // A revocation since the request was authenticated may have missed the
+    // stream (EndKey ran before Add): the revoked flag is set before EndKey
+    // runs, so one of the two sees the other.
+    if (keys->IsRevoked(key_hash)) stream->EndKey(key_hash);
   };
   respond(std::move(r));
 }

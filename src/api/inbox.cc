@@ -9,18 +9,40 @@ Inbox::Inbox(std::function<bool(std::function<void()>)> run_blocking, Clock* clo
 
 Inbox::~Inbox() { Shutdown(); }
 
-bool Inbox::Park(const std::string& sub_id, int64_t deadline_ms, Attempt attempt) {
+bool Inbox::Park(const std::string& sub_id, const std::string& key_hash, int64_t deadline_ms,
+                 Attempt attempt) {
   auto w = std::make_shared<Waiter>();
   w->subscription_id = sub_id;
+  w->key_hash = key_hash;
   w->deadline_ms = deadline_ms;
   w->attempt = std::move(attempt);
   {
     std::lock_guard lock(mu_);
-    if (stopping_ || count_ >= kMaxParked) return false;
-    parked_[sub_id].push_back(std::move(w));
-    ++count_;
+    if (!stopping_) {
+      if (count_ >= kMaxParked) return false;
+      parked_[sub_id].push_back(w);
+      ++count_;
+      w = nullptr;
+    }
+  }
+  if (w) {  // shut down: nothing would ever retry it
+    Answer(*w, Turn::kShutdown);
+    return true;
   }
   cv_.notify_one();  // the deadline may be the earliest
+  return true;
+}
+
+void Inbox::Answer(Waiter& w, Turn turn) {
+  std::lock_guard wl(w.mu);
+  if (!w.done && w.attempt(turn)) w.done = true;
+}
+
+bool Inbox::Repark(const std::shared_ptr<Waiter>& w) {
+  std::lock_guard lock(mu_);
+  if (stopping_) return false;
+  parked_[w->subscription_id].push_back(w);
+  ++count_;
   return true;
 }
 
@@ -47,40 +69,37 @@ void Inbox::Notify(const std::vector<std::string>& sub_ids) {
 }
 
 // Runs one attempt on the blocking pool; parks the waiter again when it did
-// not answer and its deadline has not passed.
+// not answer and its deadline has not passed. Once the inbox is stopping, an
+// attempt that has not started answers kShutdown: a receive now would lease
+// messages that the closing server may never hand out.
 void Inbox::Try(std::shared_ptr<Waiter> w, bool final) {
   auto task = [this, w, final] {
     std::lock_guard wl(w->mu);
     if (w->done) return;
-    bool last = final || clock_->NowMs() >= w->deadline_ms;
-    if (w->attempt(last)) {
+    Turn turn = final || clock_->NowMs() >= w->deadline_ms ? Turn::kLast : Turn::kTry;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) turn = Turn::kShutdown;
+    }
+    if (w->attempt(turn)) {
       w->done = true;
       return;
     }
-    {
-      std::lock_guard lock(mu_);
-      if (!stopping_) {
-        parked_[w->subscription_id].push_back(w);
-        ++count_;
-        return;
-      }
-    }
+    if (Repark(w)) return;
     // Shut down meanwhile: nobody would look at it again; answer now.
-    if (w->attempt(true)) w->done = true;
+    if (w->attempt(Turn::kShutdown)) w->done = true;
   };
   if (!run_blocking_(task)) {
     // Pool saturated. Never work inline here (this may be the ingest writer's
     // thread): park again for the next one-second pass; only a final attempt
-    // (shutdown or deadline) is answered here.
-    std::unique_lock lock(mu_);
-    if (!final && !stopping_) {
-      parked_[w->subscription_id].push_back(std::move(w));
-      ++count_;
-      return;
+    // (deadline) is answered here, or, when stopping, the empty answer.
+    if (!final && Repark(w)) return;
+    bool stopping;
+    {
+      std::lock_guard lock(mu_);
+      stopping = stopping_;
     }
-    lock.unlock();
-    std::lock_guard wl(w->mu);
-    if (!w->done && w->attempt(true)) w->done = true;
+    Answer(*w, stopping ? Turn::kShutdown : Turn::kLast);
   }
 }
 
@@ -125,6 +144,33 @@ void Inbox::Run() {
   }
 }
 
+size_t Inbox::parked() {
+  std::lock_guard lock(mu_);
+  return count_;
+}
+
+void Inbox::EndKey(const std::string& key_hash) {
+  std::vector<std::shared_ptr<Waiter>> ended;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = parked_.begin(); it != parked_.end();) {
+      auto& ws = it->second;
+      for (size_t i = 0; i < ws.size();) {
+        if (ws[i]->key_hash == key_hash) {
+          ended.push_back(std::move(ws[i]));
+          ws[i] = std::move(ws.back());
+          ws.pop_back();
+          --count_;
+        } else {
+          ++i;
+        }
+      }
+      it = ws.empty() ? parked_.erase(it) : std::next(it);
+    }
+  }
+  for (auto& w : ended) Answer(*w, Turn::kRevoked);
+}
+
 void Inbox::Shutdown() {
   std::vector<std::shared_ptr<Waiter>> all;
   {
@@ -139,10 +185,7 @@ void Inbox::Shutdown() {
   }
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
-  for (auto& w : all) {
-    std::lock_guard wl(w->mu);
-    if (!w->done && w->attempt(true)) w->done = true;
-  }
+  for (auto& w : all) Answer(*w, Turn::kShutdown);
 }
 
 }  // namespace triggers::api

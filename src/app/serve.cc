@@ -272,6 +272,13 @@ int RunServe(Config& cfg) {
     store::Store* store;
     ~StopListener() { store->StopWorkListener(); }
   } stop_listener{st.get()};
+  // A revoked key loses what it holds open too (SPEC 3): its live tails end
+  // and its parked receives answer 401, on this node at once for a DELETE
+  // here, else within a second (RefreshRevocations).
+  keys.SetRevokedListener([&inbox, &event_stream](const std::string& key_hash) {
+    event_stream.EndKey(key_hash);
+    inbox.EndKey(key_hash);
+  });
   ctx.inbox = &inbox;
   ctx.event_stream = &event_stream;
   ctx.inbox_notify = [&inbox](const std::vector<std::string>& subs) { inbox.Notify(subs); };
@@ -298,7 +305,7 @@ int RunServe(Config& cfg) {
     Maintenance maintenance(st.get(), &keys, &subscriptions, cfg);
     server.Run([&ctx, &inbox, &event_stream] {
       ctx.shutting_down.store(true);
-      inbox.Shutdown();         // parked receivers get their (empty) answer now
+      inbox.Shutdown();         // parked receivers get an empty answer now, and no lease
       event_stream.Shutdown();  // live tails end
     });
   }

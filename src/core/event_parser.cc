@@ -56,11 +56,16 @@ std::string_view TrimRight(std::string_view s) {
   return s;
 }
 
-// Visits every value below `v`, so that the whole text is checked.
+// Visits every value below `v`, so that the whole text is checked. `depth`
+// is the level of `v` counted in arrays and objects (the body is level 1),
+// as Boost.JSON's max_depth counts it: matching re-parses `data` with that
+// option, so both sides apply the same kMaxJsonDepth.
 error_code Walk(od::value v, int depth) {
-  if (depth > kMaxJsonDepth) return simdjson::DEPTH_ERROR;
   od::json_type t;
   if (auto e = v.type().get(t)) return e;
+  if ((t == od::json_type::array || t == od::json_type::object) && depth > kMaxJsonDepth) {
+    return simdjson::DEPTH_ERROR;
+  }
   switch (t) {
     case od::json_type::array: {
       od::array a;
@@ -202,7 +207,7 @@ Status ExtractEvent(od::object obj, Event& ev) {
 // Where Boost.JSON finds the first syntax error (body.size() if it finds none).
 size_t ErrorOffset(std::string_view body) {
   boost::json::parse_options opts;
-  opts.max_depth = kMaxJsonDepth + 1;
+  opts.max_depth = kMaxJsonDepth;
   boost::json::stream_parser p(boost::json::storage_ptr(), opts);
   boost::system::error_code ec;
   size_t n = p.write_some(body.data(), body.size(), ec);
@@ -231,8 +236,9 @@ struct EventParser::Impl {
           loc <= buffer.data() + body.size()) {
         offset = static_cast<size_t>(loc - buffer.data());
       }
-      std::string why = e == simdjson::DEPTH_ERROR ? "nesting deeper than 128 levels"
-                                                   : simdjson::error_message(e);
+      std::string why = e == simdjson::DEPTH_ERROR
+                            ? "nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels"
+                            : std::string(simdjson::error_message(e));
       return Status::InvalidJson("body is not valid JSON at byte " + std::to_string(offset) + ": " +
                                  why);
     };

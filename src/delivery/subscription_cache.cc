@@ -2,8 +2,10 @@
 
 #include <boost/json.hpp>
 
+#include "core/event_parser.h"
 #include "core/ids.h"
 #include "obs/logger.h"
+#include "obs/metrics.h"
 
 namespace triggers::delivery {
 namespace json = boost::json;
@@ -141,21 +143,43 @@ int64_t SubscriptionCache::Generation(const std::string& tenant) const {
 
 namespace {
 
+// The event as filters see it: an object, or, when `data` does not parse, a
+// string saying why. `data` is parsed with the depth limit of ingest
+// (core::kMaxJsonDepth), so every event ingest accepted parses.
 json::value EventDoc(const Event& ev) {
+  json::parse_options opts;
+  opts.max_depth = core::kMaxJsonDepth;
+  boost::system::error_code ec;
+  json::value data = json::parse(ev.data, ec, json::storage_ptr(), opts);
+  if (ec) return json::value(ec.message());
   json::object o;
   o["type"] = ev.type;
   o["source"] = ev.source ? json::value(*ev.source) : json::value(nullptr);
   o["subject"] = ev.subject ? json::value(*ev.subject) : json::value(nullptr);
   o["ordering_key"] = ev.ordering_key ? json::value(*ev.ordering_key) : json::value(nullptr);
-  boost::system::error_code ec;
-  o["data"] = json::parse(ev.data, ec);
+  o["data"] = std::move(data);
   return json::value(std::move(o));
 }
 
+// A filter that cannot evaluate an event does not match it, and says so:
+// matching it as if `data` were null would miss or wrongly deliver events.
 bool Matches(const CompiledSubscription& c, const Event& ev, std::optional<json::value>* doc) {
   if (!c.types.Matches(ev.type)) return false;
   if (!c.pattern) return true;
   if (!*doc) *doc = EventDoc(ev);  // built once per event, only if a filter needs it
+  if (const json::string* why = (*doc)->if_string()) {
+    obs::Metrics::Get().FilterError();
+    // Ids and the parser's reason only: never the payload.
+    obs::LogLine line(obs::Level::kWarn, "filter cannot evaluate event");
+    line.Str("subscription_id", c.sub.id);
+    if (ev.id.empty()) {
+      line.Null("event_id");  // matched at ingest, before the commit assigns it
+    } else {
+      line.Str("event_id", ev.id);
+    }
+    line.Str("error", std::string_view(why->data(), why->size())).Emit();
+    return false;
+  }
   return c.pattern->Matches(**doc);
 }
 

@@ -49,6 +49,7 @@ struct Shard {
   Hist<kDelayBounds.size()> ingest_to_delivery;
   Hist<kSizeBounds.size()> commit_size;
   Hist<kLatencyBounds.size()> commit_latency;
+  uint64_t filter_errors = 0;
 };
 
 struct Registry {
@@ -190,6 +191,12 @@ void Metrics::GroupCommit(uint64_t events, double seconds) {
   s.commit_latency.Observe(kLatencyBounds, seconds);
 }
 
+void Metrics::FilterError() {
+  Shard& s = Local();
+  std::lock_guard lock(s.mu);
+  ++s.filter_errors;
+}
+
 std::string Metrics::Render(const std::function<void(std::string&)>& extra) const {
   std::map<std::pair<std::string, std::string>, uint64_t> http;
   std::map<std::string, Hist<kLatencyBounds.size()>> http_latency;
@@ -197,6 +204,7 @@ std::string Metrics::Render(const std::function<void(std::string&)>& extra) cons
   Hist<kLatencyBounds.size()> attempt_latency, commit_latency;
   Hist<kDelayBounds.size()> ingest_to_delivery;
   Hist<kSizeBounds.size()> commit_size;
+  uint64_t filter_errors = 0;
   {
     std::vector<std::shared_ptr<Shard>> shards;
     {
@@ -216,6 +224,7 @@ std::string Metrics::Render(const std::function<void(std::string&)>& extra) cons
       commit_latency.Add(sp->commit_latency);
       ingest_to_delivery.Add(sp->ingest_to_delivery);
       commit_size.Add(sp->commit_size);
+      filter_errors += sp->filter_errors;
     }
   }
   for (const char* o : {"success", "failure"}) attempts.try_emplace(o, 0);
@@ -260,6 +269,11 @@ std::string Metrics::Render(const std::function<void(std::string&)>& extra) cons
          "Duration of store operations (the ingest group commit, with its fsync).", "histogram");
   Histogram(out, "triggers_store_operation_duration_seconds", kLatencyBounds, commit_latency,
             "operation=\"ingest_commit\"");
+  Header(out, "triggers_filter_errors_total",
+         "Times a subscription's filter could not evaluate an event (its data did not parse); "
+         "the event then does not match that subscription.",
+         "counter");
+  out += "triggers_filter_errors_total " + std::to_string(filter_errors) + "\n";
   if (extra) extra(out);
   return out;
 }

@@ -25,6 +25,9 @@ class Metrics {
   void IngestToDelivery(double seconds);
   // One group commit: its size in events and how long the store took.
   void GroupCommit(uint64_t events, double seconds);
+  // A subscription's filter could not evaluate an event (its data did not
+  // parse): the event did not match that subscription.
+  void FilterError();
 
   // The whole exposition; `extra` appends families computed at scrape time
   // (gauges read from the store).

@@ -536,5 +536,110 @@ class PullTest(ServerTestCase):
         self.assertEqual(seen, ids)
 
 
+def nested(depth):
+    """`data` nested `depth` levels of objects and arrays in all (the data
+    object is level 1): {"kind":"x","deep":[[...[1]...]]}."""
+    return '{"kind":"x","deep":%s1%s}' % ("[" * (depth - 1), "]" * (depth - 1))
+
+
+class PullFilterDepthTest(ServerTestCase):
+    """A filter sees `data` as deep as ingest accepts it (128 levels in the
+    body, the body object included): deep events are matched on their
+    fields, never as if `data` were null."""
+
+    def setUp(self):
+        super().setUp()
+        self.tenant = unique_tenant("depth")
+        self.key = make_key(self.srv, self.tenant, ALL_SCOPES)["key"]
+        self.c = PullClient(self, self.srv, self.key)
+
+    def post(self, data_text):
+        body = '{"type":"deep.event","data":%s}' % data_text
+        return self.srv.request("POST", "/v1/events", body.encode(), key=self.key)
+
+    def test_deep_events_match_a_filter_on_a_top_level_field(self):
+        sub = self.c.create_sub(filter={"data": {"kind": ["x"]}})
+        other = self.c.create_sub(filter={"data": {"kind": ["y"]}})
+        ids = []
+        # 40 levels of data, and the deepest body ingest accepts (data at 127).
+        for depth in (40, 127):
+            r = self.post(nested(depth))
+            self.assertEqual(r.status, 202, r.raw[:300])
+            ids.append(r.json["id"])
+        got = self.c.receive_until(sub["id"], count=2, max=10)
+        self.assertEqual(sorted(m["event"]["id"] for m in got), sorted(ids))
+        for m in got:
+            self.assertEqual(m["event"]["data"]["kind"], "x")
+        self.assertEqual(self.c.receive(other["id"], max=10), [], "kind y matched kind x")
+        self.assertEqual(self.c.ack(sub["id"], [m["receipt"] for m in got]), ["acked"] * 2)
+
+    def test_one_level_over_the_ingest_limit_is_refused(self):
+        sub = self.c.create_sub(filter={"data": {"kind": ["x"]}})
+        r = self.post(nested(128))
+        self.assertError(r, 400, "invalid_json", mentions="128 levels")
+        self.assertEqual(self.c.receive(sub["id"]), [])
+
+    def test_deep_events_replayed_match_too(self):
+        ids = []
+        for depth in (40, 127):
+            r = self.post(nested(depth))
+            self.assertEqual(r.status, 202, r.raw[:300])
+            ids.append(r.json["id"])
+        sub = self.c.create_sub(filter={"data": {"kind": ["x"]}})  # after the events
+        r = self.srv.request("POST", "/v1/subscriptions/%s/replay" % sub["id"],
+                             {"status": "all"}, key=self.key)
+        self.assertEqual(r.status, 202, r.raw[:300])
+        self.assertEqual(r.json["created"], 2, r.raw[:300])
+        got = self.c.receive(sub["id"], max=10)
+        self.assertEqual(sorted(m["event"]["id"] for m in got), sorted(ids))
+
+
+class PullShutdownTest(ServerTestCase):
+    """SIGTERM while a receive is parked: it answers 200 {"data":[]} and
+    takes no lease (the message is receivable after a restart with attempt 1)."""
+    shared_server = False
+
+    def parked(self, srv):
+        r = srv.request("GET", "/metrics")
+        for line in r.raw.decode().splitlines():
+            if line.startswith("triggers_parked_receives "):
+                return float(line.split()[1])
+        self.fail("no triggers_parked_receives in /metrics")
+
+    def test_sigterm_answers_a_parked_receive_empty_and_takes_no_lease(self):
+        srv = self.start_server()
+        key = make_key(srv, unique_tenant("stop"), ALL_SCOPES)["key"]
+        c = PullClient(self, srv, key)
+        sub = c.create_sub()
+        eid = c.ingest(data={"n": "waits"})
+        # Disabled, the subscription holds its message: the receive parks
+        # beside a message that is there.
+        r = srv.request("PATCH", "/v1/subscriptions/" + sub["id"], {"enabled": False}, key=key)
+        self.assertEqual(r.status, 200, r.raw[:300])
+        box = {}
+
+        def receive():
+            box["resp"] = c.receive_raw(sub["id"], {"wait_s": 20}, timeout=30)
+
+        th = threading.Thread(target=receive, daemon=True)
+        th.start()
+        deadline = time.monotonic() + 5
+        while self.parked(srv) < 1:
+            self.assertLess(time.monotonic(), deadline, "the receive never parked")
+            time.sleep(0.02)
+        t0 = time.monotonic()
+        self.assertEqual(srv.stop(), 0)
+        self.assertLess(time.monotonic() - t0, 5, "a parked receive held up the shutdown")
+        th.join(5)
+        self.assertFalse(th.is_alive(), "the parked receive was not answered at shutdown")
+        self.assertEqual(box["resp"].status, 200, box["resp"].raw[:300])
+        self.assertEqual(box["resp"].json, {"data": []})
+        srv.start()
+        r = srv.request("PATCH", "/v1/subscriptions/" + sub["id"], {"enabled": True}, key=key)
+        self.assertEqual(r.status, 200, r.raw[:300])
+        got = c.receive(sub["id"])
+        self.assertEqual([(m["event"]["id"], m["attempt"]) for m in got], [(eid, 1)])
+
+
 if __name__ == "__main__":
     unittest.main()
