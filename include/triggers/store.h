@@ -250,8 +250,11 @@ class Store {
   // (admin). NotFound when the id is unknown, of another tenant, or already revoked.
   virtual Result<std::string> RevokeKey(const std::string& tenant, const std::string& id,
                                         int64_t now_ms) = 0;
-  // Hashes of keys revoked at or after `since_ms` (for cache invalidation).
-  virtual Result<std::vector<std::string>> RevokedKeyHashesSince(int64_t since_ms) = 0;
+  // Hashes of keys revoked at or after `since_ms` (for cache invalidation),
+  // both times on the caller's clock; a store whose clock is the database's
+  // looks back now_ms - since_ms from its own now.
+  virtual Result<std::vector<std::string>> RevokedKeyHashesSince(int64_t since_ms,
+                                                                 int64_t now_ms) = 0;
   // True when an admin key row exists.
   virtual Result<bool> HasAdminKey() = 0;
 
@@ -283,6 +286,12 @@ struct PostgresOptions {
   int pool_size = 8;  // connections for API reads and writes
   int connect_timeout_s = 3;
   bool listen = true;  // run the LISTEN connection (SetWorkListener)
+  // Times that order work between nodes (due times, lease expiries, the
+  // "now" a lease or settle is judged at, revocation stamps) come from the
+  // database server's clock, not the calling node's: the now_ms arguments
+  // only give durations (a lease of lease_until - now). False: the callers'
+  // now_ms are used as given (tests that inject the clock).
+  bool database_clock = true;
 };
 
 // Connects, applies pending migrations under an advisory lock (several nodes

@@ -100,7 +100,7 @@ void KeyCache::RefreshRevocations() {
   int64_t now = clock_->NowMs();
   // Overlap the window so a revocation committed around the last poll (or
   // stamped by a node with a slightly different clock) is not missed.
-  auto r = store_->RevokedKeyHashesSince(last_refresh_ms_ - 10'000);
+  auto r = store_->RevokedKeyHashesSince(last_refresh_ms_ - 10'000, now);
   if (!r.ok()) return;
   last_refresh_ms_ = now;
   for (const auto& h : r.value()) MarkRevoked(h);

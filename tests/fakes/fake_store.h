@@ -108,7 +108,7 @@ class FakeStore : public store::Store {
   Result<std::string> RevokeKey(const std::string&, const std::string&, int64_t) override {
     return Status::NotFound("fake");
   }
-  Result<std::vector<std::string>> RevokedKeyHashesSince(int64_t) override {
+  Result<std::vector<std::string>> RevokedKeyHashesSince(int64_t, int64_t) override {
     return std::vector<std::string>{};
   }
   Result<bool> HasAdminKey() override { return false; }

@@ -88,6 +88,8 @@ class Params {
     values_.push_back(nullptr);
     return *this;
   }
+  // NULL when `null`, else v.
+  Params& AddOrNull(bool null, int64_t v) { return null ? Null() : Add(v); }
   // Takes ownership of a built value (an array literal, a hex string).
   Params& Own(std::string v) {
     if (v.find('\0') != std::string::npos) has_nul_ = true;

@@ -158,6 +158,13 @@ constexpr int64_t kMigrationLock = 0x7472696767657273;
 // is ordered against every ingest commit. ("trgorder" in ASCII.)
 #define ORDER_LOCK_SQL "SELECT pg_advisory_xact_lock(8390882784102868338)"
 
+// The database server's clock, in ms: due times, lease expiries and the "now"
+// work is judged at come from it, so nodes with skewed clocks agree (see
+// PostgresOptions::database_clock). NOW_AT($n) is the caller's now where
+// one was passed (an injected clock) and the database's where $n is NULL.
+#define DBNOW "(extract(epoch from statement_timestamp())*1000)::bigint"
+#define NOW_AT(n) "COALESCE(" n "::bigint," DBNOW ")"
+
 // Runs `body` in a transaction that holds the commit-order lock (see above).
 template <typename F>
 Status OrderedTxn(pg::Conn& c, F&& body) {
@@ -271,8 +278,9 @@ const char kIngestBulk[] =
     "SELECT u.* FROM unnest($1::text[],$2::text[],$3::text[],$4::text[],$5::text[],$6::text[],"
     "$7::text[],$8::bigint[]) AS u, chk WHERE chk.stale=0), "
     "d AS (INSERT INTO deliveries(id,tenant,event_id,subscription_id,status,next_attempt_at,"
-    "created_at,updated_at,ordering_key) SELECT t.id,t.tenant,t.event_id,t.sub,'pending',t.nat,"
-    "$13,$13,t.ok FROM unnest($9::text[],$10::text[],$11::text[],$12::text[],$14::bigint[],"
+    "created_at,updated_at,ordering_key) SELECT t.id,t.tenant,t.event_id,t.sub,'pending',"
+    "CASE WHEN $13::bigint IS NULL THEN " DBNOW " ELSE t.nat END," NOW_AT("$13") "," NOW_AT("$13")
+    ",t.ok FROM unnest($9::text[],$10::text[],$11::text[],$12::text[],$14::bigint[],"
     "$15::text[]) AS t(id,tenant,event_id,sub,nat,ok), chk WHERE chk.stale=0) "
     "SELECT chk.stale, (SELECT count(*) FROM (SELECT pg_notify('triggers_work',$16) "
     "WHERE chk.stale=0 AND cardinality($9::text[])>0) AS n) FROM chk";
@@ -681,9 +689,12 @@ class PgStore final : public Store {
         return Status::Conflict("the delivery is " + status + " already");
       }
       static const char kRetry[] =
-          "UPDATE deliveries SET status='pending', next_attempt_at=$1, updated_at=$1, "
+          "UPDATE deliveries SET status='pending', next_attempt_at=" NOW_AT("$1") ", updated_at=" NOW_AT("$1") ", "
           "attempts=" PULL_RECEIVES_RESET " WHERE id=$2";
-      if (auto u = c->Run(kRetry, Params().Add(now_ms).Add(id)); !u.ok()) return u.status();
+      if (auto u = c->Run(kRetry, Params().AddOrNull(opts_.database_clock, now_ms).Add(id));
+          !u.ok()) {
+        return u.status();
+      }
       return Status::Ok();
     });
   }
@@ -693,12 +704,16 @@ class PgStore final : public Store {
                               int64_t now_ms) override {
     CONN_OR_RETURN(c);
     static const char kRequeue[] =
-        "UPDATE deliveries SET status='pending', next_attempt_at=$1, updated_at=$1, "
+        "UPDATE deliveries SET status='pending', next_attempt_at=" NOW_AT("$1") ", updated_at=" NOW_AT("$1") ", "
         "attempts=" PULL_RECEIVES_RESET
         " WHERE tenant=$2 AND subscription_id=$3 AND status='dead' AND event_id>=$4 AND "
         "event_id<=$5";
-    ROWS_OR_RETURN(
-        r, c->Run(kRequeue, Params().Add(now_ms).Add(tenant).Add(sub_id).Add(min_id).Add(max_id)));
+    ROWS_OR_RETURN(r, c->Run(kRequeue, Params()
+                                           .AddOrNull(opts_.database_clock, now_ms)
+                                           .Add(tenant)
+                                           .Add(sub_id)
+                                           .Add(min_id)
+                                           .Add(max_id)));
     return r.Affected();
   }
 
@@ -725,14 +740,14 @@ class PgStore final : public Store {
       if (auto l = c->Run(kLock, Params().Add(sub_id)); !l.ok()) return l.status();
       static const char kInsert[] =
           "INSERT INTO deliveries(id,tenant,event_id,subscription_id,status,next_attempt_at,"
-          "created_at,updated_at,ordering_key) SELECT t.id,$1,t.event_id,$2,'pending',$3,$3,$3,"
+          "created_at,updated_at,ordering_key) SELECT t.id,$1,t.event_id,$2,'pending'," NOW_AT("$3") "," NOW_AT("$3") "," NOW_AT("$3") ","
           "t.ok FROM unnest($4::text[],$5::text[],$6::text[]) WITH ORDINALITY AS "
           "t(id,event_id,ok,n) WHERE NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.tenant=$1 AND "
           "x.event_id=t.event_id AND x.subscription_id=$2) ORDER BY t.n";
       ROWS_OR_RETURN(r, c->Run(kInsert, Params()
                                             .Add(tenant)
                                             .Add(sub_id)
-                                            .Add(now_ms)
+                                            .AddOrNull(opts_.database_clock, now_ms)
                                             .Own(ids.Finish())
                                             .Own(event_ids.Finish())
                                             .Own(keys.Finish())));
@@ -769,15 +784,17 @@ class PgStore final : public Store {
         // Only the live receipt of an unexpired lease settles the message.
         static const char kAck[] =
             "UPDATE deliveries SET status='succeeded', next_attempt_at=NULL, receipt=NULL, "
-            "updated_at=$3 WHERE id=$1 AND subscription_id=$2 AND receipt=$4 AND "
-            "status='in_flight' AND next_attempt_at>$3";
+            "updated_at=" NOW_AT("$3") " WHERE id=$1 AND subscription_id=$2 AND receipt=$4 AND "
+            "status='in_flight' AND next_attempt_at>" NOW_AT("$3") "";
         static const char kNack[] =
-            "UPDATE deliveries SET status='retrying', next_attempt_at=$5, receipt=NULL, "
-            "updated_at=$3 WHERE id=$1 AND subscription_id=$2 AND receipt=$4 AND "
-            "status='in_flight' AND next_attempt_at>$3";
+            "UPDATE deliveries SET status='retrying', next_attempt_at=" NOW_AT("$3") "+$5::bigint, receipt=NULL, "
+            "updated_at=" NOW_AT("$3") " WHERE id=$1 AND subscription_id=$2 AND receipt=$4 AND "
+            "status='in_flight' AND next_attempt_at>" NOW_AT("$3") "";
         Params p;
-        p.Add(id).Add(sub_id).Add(now_ms).Add(receipt);
-        if (!ack) p.Add(visible_at_ms);
+        p.Add(id).Add(sub_id);
+        AddNow(p, now_ms);
+        p.Add(receipt);
+        if (!ack) p.Add(visible_at_ms - now_ms);  // a delay from now
         int64_t changed = 0;
         if (dot != std::string::npos) {
           ROWS_OR_RETURN(u, c->Run(ack ? kAck : kNack, p));
@@ -816,7 +833,7 @@ class PgStore final : public Store {
       if (finished) {
         next.AddNull();
       } else {
-        next.Add(r.next_attempt_at_ms);
+        next.Add(r.next_attempt_at_ms - now_ms);  // a delay from now
       }
       at.Add(r.attempt.at_ms);
       if (r.attempt.status_code) {
@@ -847,8 +864,9 @@ class PgStore final : public Store {
         "ON CONFLICT(delivery_id,n) DO UPDATE SET at=EXCLUDED.at,"
         "status_code=EXCLUDED.status_code,latency_ms=EXCLUDED.latency_ms,error=EXCLUDED.error,"
         "response_snippet=EXCLUDED.response_snippet) "
-        "UPDATE deliveries d SET status=m.status, attempts=m.attempts+1, next_attempt_at=m.nat, "
-        "last_error=m.err, last_status_code=m.code, updated_at=$9 FROM mine m WHERE d.id=m.id";
+        "UPDATE deliveries d SET status=m.status, attempts=m.attempts+1, next_attempt_at=CASE WHEN "
+        "m.nat IS NULL THEN NULL ELSE " NOW_AT("$9") "+m.nat END, last_error=m.err, "
+        "last_status_code=m.code, updated_at=" NOW_AT("$9") " FROM mine m WHERE d.id=m.id";
     // Without its own fsync: losing the last of these in a power cut means a
     // delivery is attempted again, which at-least-once allows.
     return c->Txn(true, [&]() -> Status {
@@ -861,7 +879,7 @@ class PgStore final : public Store {
                                    .Own(latency.Finish())
                                    .Own(errors.Finish())
                                    .Own(snippets.Finish())
-                                   .Add(now_ms)
+                                   .AddOrNull(opts_.database_clock, now_ms)
                                    .Own(tokens.Finish()));
       return r.ok() ? Status::Ok() : r.status();
     });
@@ -880,8 +898,9 @@ class PgStore final : public Store {
         "  AND subscription_id>s.id ORDER BY subscription_id LIMIT 1) FROM s WHERE s.id IS NOT "
         "NULL) "
         "SELECT s.id FROM s WHERE s.id IS NOT NULL AND EXISTS (SELECT 1 FROM deliveries d WHERE "
-        "d.subscription_id=s.id AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at<=$1)";
-    ROWS_OR_RETURN(r, c->Run(kDue, Params().Add(now_ms)));
+        "d.subscription_id=s.id AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at<=" NOW_AT(
+            "$1") ")";
+    ROWS_OR_RETURN(r, c->Run(kDue, Params().AddOrNull(opts_.database_clock, now_ms)));
     std::vector<std::string> out;
     for (int i = 0; i < r.size(); ++i) out.push_back(r.Text(i, 0));
     return out;
@@ -897,9 +916,12 @@ class PgStore final : public Store {
     }
     static const char kRelease[] =
         "UPDATE deliveries d SET status=CASE WHEN attempts=0 THEN 'pending' ELSE 'retrying' END, "
-        "next_attempt_at=$1, updated_at=$1, receipt=NULL FROM unnest($2::text[],$3::text[]) AS "
+        "next_attempt_at=" NOW_AT("$1") ", updated_at=" NOW_AT("$1") ", receipt=NULL FROM "
+        "unnest($2::text[],$3::text[]) AS "
         "l(id,token) WHERE d.id=l.id AND d.status='in_flight' AND d.receipt=l.token";
-    auto r = c->Run(kRelease, Params().Add(now_ms).Own(ids.Finish()).Own(tokens.Finish()));
+    auto r = c->Run(
+        kRelease,
+        Params().AddOrNull(opts_.database_clock, now_ms).Own(ids.Finish()).Own(tokens.Finish()));
     return r.ok() ? Status::Ok() : r.status();
   }
 
@@ -937,12 +959,12 @@ class PgStore final : public Store {
     }
     static const char kOldest[] =
         "SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL AND "
-        "status IN ('pending','retrying') AND next_attempt_at<=$1";
+        "status IN ('pending','retrying') AND next_attempt_at<=" NOW_AT("$1") "";
     static const char kTenantOldest[] =
         "SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL AND "
-        "status IN ('pending','retrying') AND next_attempt_at<=$1 AND tenant=$2";
+        "status IN ('pending','retrying') AND next_attempt_at<=" NOW_AT("$1") " AND tenant=$2";
     Params op;
-    op.Add(now_ms);
+    AddNow(op, now_ms);
     if (!tenant.empty()) op.Add(tenant);
     ROWS_OR_RETURN(o, c->Run(tenant.empty() ? kOldest : kTenantOldest, op));
     *oldest_due_ms = o.size() == 0 || o.IsNull(0, 0) ? 0 : o.Int(0, 0);
@@ -998,18 +1020,25 @@ class PgStore final : public Store {
     // Any tenant's key for the admin (tenant empty); never the admin key
     // through a tenant.
     static const char kRevoke[] =
-        "UPDATE api_keys SET revoked_at=$1 WHERE id=$2 AND revoked_at IS NULL AND "
+        "UPDATE api_keys SET revoked_at=" NOW_AT("$1") " WHERE id=$2 AND revoked_at IS NULL AND "
         "($3='' OR (tenant=$3 AND NOT admin)) RETURNING hash";
-    ROWS_OR_RETURN(r, c->Run(kRevoke, Params().Add(now_ms).Add(id).Add(tenant)));
+    ROWS_OR_RETURN(
+        r, c->Run(kRevoke, Params().AddOrNull(opts_.database_clock, now_ms).Add(id).Add(tenant)));
     if (r.size() == 0) return Status::NotFound("key not found");
     return core::Unhex(r.Text(0, 0));
   }
 
-  Result<std::vector<std::string>> RevokedKeyHashesSince(int64_t since_ms) override {
+  Result<std::vector<std::string>> RevokedKeyHashesSince(int64_t since_ms,
+                                                         int64_t now_ms) override {
     CONN_OR_RETURN(c);
+    // The same look-back, from the database's now (revocations are stamped
+    // with it): a node whose clock is off still sees every revocation.
     static const char kRevoked[] =
-        "SELECT hash FROM api_keys WHERE revoked_at IS NOT NULL AND revoked_at>=$1";
-    ROWS_OR_RETURN(r, c->Run(kRevoked, Params().Add(since_ms)));
+        "SELECT hash FROM api_keys WHERE revoked_at IS NOT NULL AND "
+        "revoked_at>=" NOW_AT("$2") "-$1::bigint";
+    ROWS_OR_RETURN(
+        r,
+        c->Run(kRevoked, Params().Add(now_ms - since_ms).AddOrNull(opts_.database_clock, now_ms)));
     std::vector<std::string> out;
     for (int i = 0; i < r.size(); ++i) out.push_back(core::Unhex(r.Text(i, 0)));
     return out;
@@ -1032,6 +1061,15 @@ class PgStore final : public Store {
   }
 
  private:
+  // The caller's now, or NULL where the database's clock decides (NOW_AT).
+  void AddNow(Params& p, int64_t now_ms) const {
+    if (opts_.database_clock) {
+      p.Null();
+    } else {
+      p.Add(now_ms);
+    }
+  }
+
   static void BindSubscription(Params& p, const Subscription& s) {
     p.Add(s.id).Add(s.tenant).Add(s.kind).Add(s.url).Add(s.event_types_json).Add(s.filter_json);
     p.Add(s.max_in_flight).Add(s.rate_limit_per_s).Add(s.ordered).Add(s.description);
@@ -1202,7 +1240,7 @@ class PgStore final : public Store {
                                     .Own(dtenant.Finish())
                                     .Own(devent.Finish())
                                     .Own(dsub.Finish())
-                                    .Add(now_ms)
+                                    .AddOrNull(opts_.database_clock, now_ms)
                                     .Own(dnat.Finish())
                                     .Own(dkey.Finish())
                                     .Add(payload)
@@ -1238,15 +1276,15 @@ class PgStore final : public Store {
         "e.source AS e_source, e.subject AS e_subject, e.ordering_key AS e_okey, e.data AS e_data, "
         "e.received_at AS e_received FROM deliveries d JOIN events e ON e.tenant=d.tenant AND "
         "e.id=d.event_id "
-        "WHERE d.subscription_id=$1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at<=$2 "
+        "WHERE d.subscription_id=$1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at<=" NOW_AT("$2") " "
         "AND (d.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p WHERE "
         "p.subscription_id=$1 AND p.ordering_key=d.ordering_key AND p.next_attempt_at IS NOT NULL "
         "AND p.seq<d.seq)) ORDER BY d.next_attempt_at, d.seq LIMIT $3 FOR UPDATE OF d SKIP "
         "LOCKED), "
         "dead AS (UPDATE deliveries d SET status='dead', next_attempt_at=NULL, receipt=NULL, "
-        "last_error='received max_receives times without an ack', updated_at=$2 FROM c WHERE "
+        "last_error='received max_receives times without an ack', updated_at=" NOW_AT("$2") " FROM c WHERE "
         "d.id=c.did AND $5>0 AND c.datt>=$5 RETURNING d.id), "
-        "up AS (UPDATE deliveries d SET status='in_flight', next_attempt_at=$4, updated_at=$2, "
+        "up AS (UPDATE deliveries d SET status='in_flight', next_attempt_at=" NOW_AT("$2") "+$4::bigint, updated_at=" NOW_AT("$2") ", "
         "attempts=d.attempts+(CASE WHEN $5>0 THEN 1 ELSE 0 END), receipt="
         "d.id||'.'||left(replace(gen_random_uuid()::text,'-',''),12)||left(replace(gen_random_uuid("
         ")::text,'-',''),12) FROM c WHERE d.id=c.did AND "
@@ -1255,9 +1293,12 @@ class PgStore final : public Store {
         "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,d.receipt) "
         "SELECT up.*, c.e_id, c.e_tenant, c.e_type, c.e_source, c.e_subject, c.e_okey, c.e_data, "
         "c.e_received FROM up JOIN c ON c.did=up.id ORDER BY c.dnat, c.dseq";
-    ROWS_OR_RETURN(
-        r, c->Run(kLease,
-                  Params().Add(sub_id).Add(now_ms).Add(max).Add(lease_until_ms).Add(max_receives)));
+    ROWS_OR_RETURN(r, c->Run(kLease, Params()
+                                         .Add(sub_id)
+                                         .AddOrNull(opts_.database_clock, now_ms)
+                                         .Add(max)
+                                         .Add(lease_until_ms - now_ms)  // the lease's length
+                                         .Add(max_receives)));
     std::vector<Leased> out;
     out.reserve(static_cast<size_t>(r.size()));
     for (int i = 0; i < r.size(); ++i) {

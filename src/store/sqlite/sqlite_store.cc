@@ -971,7 +971,7 @@ class SqliteStore final : public Store {
     return hash;
   }
 
-  Result<std::vector<std::string>> RevokedKeyHashesSince(int64_t since_ms) override {
+  Result<std::vector<std::string>> RevokedKeyHashesSince(int64_t since_ms, int64_t) override {
     auto r = Reader();
     if (!r.conn) return r.status;
     PREPARE_OR_RETURN(st, *r.conn,

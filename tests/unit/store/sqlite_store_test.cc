@@ -165,7 +165,7 @@ TEST_F(SqliteStoreTest, KeysCreateFindRevoke) {
   ASSERT_TRUE(rv.ok());
   EXPECT_EQ(rv.value(), k.hash);
   EXPECT_TRUE(store_->RevokeKey("acme", k.id, 11).status().IsNotFound());
-  auto since = store_->RevokedKeyHashesSince(9);
+  auto since = store_->RevokedKeyHashesSince(9, 20);
   ASSERT_TRUE(since.ok());
   ASSERT_EQ(since->size(), 1u);
   EXPECT_TRUE(store_->FindKeyByHash(k.hash)->revoked_at_ms.has_value());

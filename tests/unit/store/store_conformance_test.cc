@@ -211,6 +211,7 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
     }
     PostgresOptions o;
     o.url = target;
+    o.database_clock = false;  // the tests' injected times are the clock
     return OpenPostgres(o);
   }
 
@@ -1946,7 +1947,7 @@ TEST_P(StoreConformance, RevokeKeyOnceByItsTenantOrTheAdmin) {
   ASSERT_OK(f);
   EXPECT_EQ(f->revoked_at_ms, 100);  // revoked keys are still found
   auto hashes = [&](int64_t since) {
-    auto r = store_->RevokedKeyHashesSince(since);
+    auto r = store_->RevokedKeyHashesSince(since, 300);
     EXPECT_OK(r);
     return r.ok() ? Sorted(r.value()) : std::vector<std::string>{};
   };
@@ -2026,6 +2027,59 @@ TEST_P(StoreConformance, AReopenedStoreKeepsEverything) {
   auto list = store_->ListEvents(kTenant, "", {});
   ASSERT_OK(list);
   EXPECT_EQ(list->events.size(), 2u);
+}
+
+// On PostgreSQL, due times and lease expiries come from the database's clock:
+// two nodes whose clocks are years apart agree on them.
+TEST_P(StoreConformance, NodesWithSkewedClocksAgreeOnLeasesByTheDatabaseClock) {
+  if (GetParam() != Backend::kPostgres) GTEST_SKIP() << "one process owns the embedded store";
+  PostgresOptions o;
+  o.url = target_;
+  o.listen = false;
+  auto opened = OpenPostgres(o);  // database_clock: the default
+  ASSERT_OK(opened);
+  Store& db = *opened.value();
+  const int64_t behind = 1000;              // 1970
+  const int64_t ahead = 4'000'000'000'000;  // 2096
+  Subscription s = NewSub(kTenant, behind);
+  ASSERT_OK(db.CreateSubscription(s));
+  std::vector<IngestItem> items{Item(kTenant, "t", behind)};
+  Route(items[0], s, behind);
+  std::vector<IngestItem*> ptrs{&items[0]};
+  ASSERT_OK(db.CommitIngest(ptrs, behind, kDay, nullptr));
+
+  // Due now by the database's clock, whatever the node's says.
+  auto a = db.LeaseDue(s.id, behind, 10, behind + 60'000);
+  ASSERT_OK(a);
+  ASSERT_EQ(a->size(), 1u);
+  // A node far ahead cannot take the lease: it has 60 s to run on the database's clock.
+  auto b = db.LeaseDue(s.id, ahead, 10, ahead + 60'000);
+  ASSERT_OK(b);
+  EXPECT_TRUE(b->empty());
+
+  // A retry 60 s out is not due for the node ahead either.
+  Store::AttemptResult r =
+      Outcome(items[0].delivery_ids[0], kDeliveryRetrying, behind, 500, behind + 60'000);
+  r.lease_token = (*a)[0].receipt;
+  ASSERT_OK(db.RecordAttempts({r}, behind));
+  auto due = db.SubscriptionsWithDueWork(ahead);
+  ASSERT_OK(due);
+  EXPECT_TRUE(due->empty());
+  b = db.LeaseDue(s.id, ahead, 10, ahead + 60'000);
+  ASSERT_OK(b);
+  EXPECT_TRUE(b->empty());
+
+  // A revocation stamped by the node behind is seen by the node ahead's poll.
+  ApiKey k;
+  k.id = gen_.Next("key_", 1);
+  k.tenant = kTenant;
+  k.scopes = kScopeIngest;
+  k.hash = BinaryHash('k');
+  ASSERT_OK(db.CreateKey(k));
+  ASSERT_OK(db.RevokeKey(kTenant, k.id, behind));
+  auto revoked = db.RevokedKeyHashesSince(ahead - 10'000, ahead);
+  ASSERT_OK(revoked);
+  EXPECT_EQ(revoked.value(), std::vector<std::string>{k.hash});
 }
 
 TEST_P(StoreConformance, SeveralStoresShareOneNewDatabase) {
