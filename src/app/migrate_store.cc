@@ -3,10 +3,13 @@
 // - The SQLite file is opened read-only and read in one read transaction (a
 //   consistent snapshot). It must be at the schema version this copy was
 //   written for; an older one is upgraded by running `triggers serve` once.
-// - The server must be stopped: a store that another process has open is
-//   refused (every SQLite connection in WAL mode holds a lock on the file
-//   while open, which is cheap to probe), and a commit by anyone else during
-//   the copy (PRAGMA data_version) makes the copy fail.
+// - The server must be stopped: the data directory's lock (triggers.lock,
+//   app/data_dir.h) is taken for the whole copy, so a running server is
+//   named by its PID and none can start meanwhile; a store that another
+//   process has open is refused too (every SQLite connection in WAL mode
+//   holds a lock on the file while open, which is cheap to probe: the
+//   `triggers keys` commands take no data-dir lock), and a commit by anyone
+//   else during the copy (PRAGMA data_version) makes the copy fail.
 // - The target is opened with store::OpenPostgres (which creates the schema),
 //   then everything is copied in ONE PostgreSQL transaction: on any failure
 //   nothing is committed and the target holds what it held before (at most
@@ -31,9 +34,11 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "app/data_dir.h"
 #include "core/crypto.h"
 #include "core/json_util.h"
 #include "store/postgres/pg_conn.h"
@@ -426,7 +431,17 @@ Status Migrate(const Config& cfg) {
   if (::stat(path.c_str(), &sb) != 0) {
     return Status::NotFound("no SQLite store at " + path + " (check --data-dir)");
   }
-  // Before any connection of ours is open (see OpenElsewhere).
+  // The data directory's lock, held to the end: a `triggers serve` that has
+  // it is named by its PID, and none can start on this store meanwhile.
+  std::unique_ptr<DataDirLock> lock;
+  if (Status s = DataDirLock::Acquire(cfg.data_dir, &lock); !s.ok()) {
+    if (s.code() != Status::Code::kConflict) return s;
+    return Status::Conflict(s.message() +
+                            ": stop `triggers serve` (or the other migrate-store) before "
+                            "migrating");
+  }
+  // Before any connection of ours is open (see OpenElsewhere): a process
+  // without the lock, such as a `triggers keys` command.
   auto busy = OpenElsewhere(path);
   if (!busy.ok()) return busy.status();
   if (busy.value()) {

@@ -5,10 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
@@ -17,6 +18,7 @@
 #include "api/event_stream.h"
 #include "api/inbox.h"
 #include "api/router.h"
+#include "app/data_dir.h"
 #include "core/crypto.h"
 #include "core/ids.h"
 #include "core/keys.h"
@@ -75,24 +77,67 @@ Status BootstrapAdminKey(store::Store* store, const Config& cfg, bool env_key) {
   return Status::Ok();
 }
 
-Result<std::unique_ptr<store::Store>> OpenStore(Config& cfg) {
-  // Also with PostgreSQL: the admin key file is written there.
-  std::error_code ec;
-  std::filesystem::create_directories(cfg.data_dir, ec);
-  if (ec)
-    return Status::Unavailable("cannot create --data-dir " + cfg.data_dir + ": " + ec.message());
-  if (cfg.store == "postgres") {
-    if (cfg.postgres_url.empty()) {
-      return Status::Validation("--store postgres needs --postgres-url postgresql://...");
-    }
-    store::PostgresOptions o;
-    o.url = cfg.postgres_url;
-    o.pool_size = cfg.postgres_pool;
-    return store::OpenPostgres(o);
+Status CheckStoreFlags(const Config& cfg) {
+  if (cfg.store != "sqlite" && cfg.store != "postgres") {
+    return Status::Validation("--store must be sqlite or postgres");
   }
-  if (cfg.store != "sqlite") return Status::Validation("--store must be sqlite or postgres");
+  if (cfg.store == "postgres" && cfg.postgres_url.empty()) {
+    return Status::Validation("--store postgres needs --postgres-url postgresql://...");
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<store::Store>> OpenPostgresStore(const Config& cfg) {
+  store::PostgresOptions o;
+  o.url = cfg.postgres_url;
+  o.pool_size = cfg.postgres_pool;
+  return store::OpenPostgres(o);
+}
+
+// The store of `triggers serve`, once the data directory is ready (and, on
+// SQLite, locked): triggers.db is created 0600 if missing (SQLite gives its
+// -wal and -shm the same mode), then opened and migrated.
+Result<std::unique_ptr<store::Store>> OpenServeStore(const Config& cfg) {
+  if (cfg.store == "postgres") return OpenPostgresStore(cfg);
+  bool created = false;
+  if (Status s = CreatePrivateFile(cfg.DbPath(), &created); !s.ok()) return s;
   store::SqliteOptions o;
   o.path = cfg.DbPath();
+  return store::OpenSqlite(o);
+}
+
+// The store of a `triggers keys` command. It never creates the data
+// directory. On SQLite: `list` and `revoke` need an existing store;
+// `create` (keys made before the first start) may create triggers.db in an
+// existing data directory, and says so. On PostgreSQL the data directory is
+// not used at all.
+Result<std::unique_ptr<store::Store>> OpenKeysStore(const Config& cfg, bool may_create) {
+  if (Status s = CheckStoreFlags(cfg); !s.ok()) return s;
+  if (cfg.store == "postgres") return OpenPostgresStore(cfg);
+  const std::string path = cfg.DbPath();
+  struct stat st;
+  bool missing = ::stat(path.c_str(), &st) != 0;
+  if (missing && errno != ENOENT) {
+    return Status::Unavailable("cannot read " + path + ": " + std::strerror(errno));
+  }
+  // Refused before anything in the directory is touched (its modes either).
+  if (missing && !may_create && ::stat(cfg.data_dir.c_str(), &st) == 0) {
+    return Status::NotFound("no Triggers store at " + path +
+                            " (check --data-dir; `triggers serve` creates the store)");
+  }
+  std::vector<std::string> warnings;
+  Status prepared = PrepareDataDir(cfg.data_dir, false, &warnings);
+  for (const auto& w : warnings) std::fprintf(stderr, "triggers: warning: %s\n", w.c_str());
+  if (!prepared.ok()) return prepared;
+  if (missing) {
+    bool created = false;
+    if (Status s = CreatePrivateFile(path, &created); !s.ok()) return s;
+    if (created) {
+      std::fprintf(stderr, "triggers: created a new, empty store at %s\n", path.c_str());
+    }
+  }
+  store::SqliteOptions o;
+  o.path = path;
   return store::OpenSqlite(o);
 }
 
@@ -168,7 +213,51 @@ int RunServe(Config& cfg) {
   obs::SetLogLevel(level);
   obs::StartAsyncLogging();
 
-  auto opened = OpenStore(cfg);
+  // The port first: a server that cannot have it stops before it has
+  // created or changed anything in the data directory. Connections are
+  // refused until the listen() below, once everything is ready.
+  auto bound = http::BindSocket(cfg.host, cfg.port);
+  if (!bound.ok()) {
+    LogError("cannot listen", bound.status().message());
+    obs::StopAsyncLogging();
+    return 1;
+  }
+  struct BoundSocket {
+    int fd;
+    ~BoundSocket() {
+      if (fd >= 0) ::close(fd);
+    }
+  } bound_socket{bound.value()};
+
+  std::vector<std::string> warnings;
+  Status prepared = PrepareDataDir(cfg.data_dir, true, &warnings);
+  for (const auto& w : warnings) {
+    obs::LogLine(obs::Level::kWarn, "data directory permissions").Str("detail", w).Emit();
+  }
+  if (!prepared.ok()) {
+    LogError("cannot open the store", prepared.message());
+    obs::StopAsyncLogging();
+    return 1;
+  }
+  // One server per SQLite store, for as long as this process lives (the
+  // lock outlives the store: declared before it). PostgreSQL takes many.
+  std::unique_ptr<DataDirLock> data_dir_lock;
+  if (cfg.store == "sqlite") {
+    if (Status s = DataDirLock::Acquire(cfg.data_dir, &data_dir_lock); !s.ok()) {
+      if (s.code() == Status::Code::kConflict) {
+        LogError("data directory in use",
+                 s.message() +
+                     ": one `triggers serve` per SQLite data directory (or a `triggers "
+                     "migrate-store` is copying it); several nodes need --store postgres");
+      } else {
+        LogError("cannot open the store", s.message());
+      }
+      obs::StopAsyncLogging();
+      return 1;
+    }
+  }
+
+  auto opened = OpenServeStore(cfg);
   if (!opened.ok()) {
     LogError("cannot open the store", opened.status().message());
     obs::StopAsyncLogging();
@@ -257,6 +346,8 @@ int RunServe(Config& cfg) {
   so.request_timeout_ms = cfg.request_timeout_ms;
   so.idle_timeout_ms = cfg.idle_timeout_ms;
   so.cors_origins = cfg.cors_origins;
+  so.bound_fd = bound_socket.fd;
+  bound_socket.fd = -1;  // the server's now (Listen() adopts or closes it)
   // Declared before the server: the server's pool (joined when the server is
   // destroyed) may still run inbox tasks.
   api::Inbox inbox(
@@ -334,7 +425,7 @@ int RunKeysCreate(Config& cfg, const KeysArgs& a) {
         "triggers: --scopes must be a comma-separated list of ingest, read, consume, manage\n");
     return 2;
   }
-  auto opened = OpenStore(cfg);
+  auto opened = OpenKeysStore(cfg, true);
   if (!opened.ok()) {
     std::fprintf(stderr, "triggers: %s\n", opened.status().message().c_str());
     return 1;
@@ -358,7 +449,7 @@ int RunKeysCreate(Config& cfg, const KeysArgs& a) {
 }
 
 int RunKeysList(Config& cfg, const KeysArgs& a) {
-  auto opened = OpenStore(cfg);
+  auto opened = OpenKeysStore(cfg, false);
   if (!opened.ok()) {
     std::fprintf(stderr, "triggers: %s\n", opened.status().message().c_str());
     return 1;
@@ -388,7 +479,7 @@ int RunKeysRevoke(Config& cfg, const KeysArgs& a) {
     std::fprintf(stderr, "triggers: '%s' is not a key id (key_...)\n", a.key_id.c_str());
     return 2;
   }
-  auto opened = OpenStore(cfg);
+  auto opened = OpenKeysStore(cfg, false);
   if (!opened.ok()) {
     std::fprintf(stderr, "triggers: %s\n", opened.status().message().c_str());
     return 1;

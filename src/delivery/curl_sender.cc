@@ -146,6 +146,11 @@ class CurlSender final : public HttpSender {
                      static_cast<long>(std::min<int64_t>(t->request.timeout_ms, 10000)));
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    // Never a proxy: libcurl would otherwise take one from http_proxy,
+    // https_proxy or ALL_PROXY in the environment, send every signed webhook
+    // there, and the address guard below would judge the proxy's address
+    // instead of the destination's. "" turns the environment off (NO_PROXY too).
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);

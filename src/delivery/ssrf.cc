@@ -191,8 +191,17 @@ Status ValidateWebhookUrl(std::string_view url, std::string* host, int* port, bo
     std::memcpy(text, lowered.data(), lowered.size());
     text[lowered.size()] = '\0';
     if (inet_pton(AF_INET6, text, buf) != 1) return UrlError("host is not a valid IPv6 address");
-  } else if (!std::all_of(lowered.begin(), lowered.end(), IsHostNameChar)) {
-    return UrlError("host is malformed");
+  } else {
+    // A fully qualified name may end in one dot ("localhost.", "127.0.0.1."):
+    // the same host as without it, so it is judged without it (getaddrinfo
+    // does not read "127.0.0.1." as an address, nor find "localhost." in
+    // /etc/hosts). What is left must be labels separated by single dots.
+    if (lowered.back() == '.') lowered.pop_back();
+    if (lowered.empty() || lowered.front() == '.' || lowered.back() == '.' ||
+        lowered.find("..") != std::string::npos ||
+        !std::all_of(lowered.begin(), lowered.end(), IsHostNameChar)) {
+      return UrlError("host is malformed");
+    }
   }
 
   int port_value = is_https ? 443 : 80;

@@ -35,8 +35,10 @@ inline constexpr size_t kMaxWebhookUrlLength = 2048;
 // Checks the syntax of a webhook URL: scheme http or https (any case), a
 // non-empty ASCII host (name, IPv4, or [IPv6] without zone id), no userinfo,
 // an optional port 1-65535, at most 2048 characters, no blanks or control
-// characters. On success fills *host (lowercased, IPv6 without brackets),
-// *port (explicit, else 80/443) and *https. Validation errors name `url`.
+// characters. On success fills *host (lowercased, IPv6 without brackets, one
+// trailing dot of a name removed: "LOCALHOST." -> "localhost"), *port
+// (explicit, else 80/443) and *https. A name with an empty label ("a..b",
+// ".a", "a..") is malformed. Validation errors name `url`.
 // Does not resolve the host nor judge its address (see IsForbiddenAddress).
 Status ValidateWebhookUrl(std::string_view url, std::string* host, int* port, bool* https);
 

@@ -1,6 +1,7 @@
 #include "http/server.h"
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <array>
 #include <atomic>
@@ -531,15 +532,41 @@ Server::Server(ServerOptions options, api::Router* router, api::Context* ctx)
 
 Server::~Server() { impl_->blocking.join(); }
 
-Status Server::Listen() {
+Result<int> BindSocket(const std::string& host, uint16_t port) {
   beast::error_code ec;
-  auto addr = net::ip::make_address(impl_->opts.host, ec);
-  if (ec) return Status::Validation("--listen: bad address '" + impl_->opts.host + "'");
-  tcp::endpoint ep(addr, impl_->opts.port);
-  auto& a = impl_->acceptor;
+  auto addr = net::ip::make_address(host, ec);
+  if (ec) return Status::Validation("--listen: bad address '" + host + "'");
+  tcp::endpoint ep(addr, port);
+  net::io_context ioc(1);
+  tcp::acceptor a(ioc);
   a.open(ep.protocol(), ec);
   if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) a.bind(ep, ec);
+  if (!ec) {
+    int fd = a.release(ec);
+    if (!ec) return fd;
+  }
+  return Status::Unavailable("cannot listen on " + host + ":" + std::to_string(port) + ": " +
+                             ec.message());
+}
+
+Status Server::Listen() {
+  beast::error_code ec;
+  auto addr = net::ip::make_address(impl_->opts.host, ec);
+  if (ec) {
+    if (impl_->opts.bound_fd >= 0) ::close(impl_->opts.bound_fd);
+    return Status::Validation("--listen: bad address '" + impl_->opts.host + "'");
+  }
+  tcp::endpoint ep(addr, impl_->opts.port);
+  auto& a = impl_->acceptor;
+  if (impl_->opts.bound_fd >= 0) {
+    a.assign(ep.protocol(), impl_->opts.bound_fd, ec);
+    if (ec) ::close(impl_->opts.bound_fd);
+  } else {
+    a.open(ep.protocol(), ec);
+    if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) a.bind(ep, ec);
+  }
   if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
   if (ec)
     return Status::Unavailable("cannot listen on " + impl_->opts.host + ":" +

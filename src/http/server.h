@@ -26,7 +26,15 @@ struct ServerOptions {
   int64_t idle_timeout_ms = 60'000;
   int64_t shutdown_grace_ms = 10'000;
   std::string cors_origins = "*";
+  // A socket from BindSocket() (host and port as above): Listen() adopts it
+  // (the Server owns it from then on) instead of binding one itself.
+  int bound_fd = -1;
 };
+
+// Binds a TCP socket to host:port without listening: from now on the port
+// is this process's (a port in use fails here), while connections to it are
+// refused until Server::Listen(). Returns the descriptor (close-on-exec).
+Result<int> BindSocket(const std::string& host, uint16_t port);
 
 class Server {
  public:

@@ -263,7 +263,8 @@ class MigrateStoreTests(MigrateStoreCase):
 
         # ---- migrate-store refuses while the server runs; the target stays empty
         p = self.migrate(srv.data_dir, target, expect_rc=1)
-        self.assertIn("open in another process", p.stderr)
+        self.assertIn("in use by PID %d" % srv.pid, p.stderr)
+        self.assertIn("stop `triggers serve`", p.stderr)
         before = self.snapshot(srv, key, admin)
         self.assertEqual(srv.stop(), 0)
 

@@ -143,6 +143,38 @@ TEST(WebhookUrl, SyntaxOnlyLeavesAddressesToTheGuard) {
   EXPECT_TRUE(IsForbiddenAddress(p.host));
 }
 
+TEST(WebhookUrl, TrailingDotIsStrippedBeforeTheGuard) {
+  // "localhost." and "127.0.0.1." name the same hosts as without the dot, but
+  // getaddrinfo reads neither as /etc/hosts' localhost nor as an address: the
+  // host handed to the resolver and the guard has no trailing dot.
+  struct Case {
+    const char* url;
+    const char* host;
+    int port;
+  } cases[] = {
+      {"http://localhost./hook", "localhost", 80},
+      {"http://LOCALHOST.:9000/", "localhost", 9000},
+      {"https://127.0.0.1./", "127.0.0.1", 443},
+      {"http://127.0.0.1.:8080?x", "127.0.0.1", 8080},
+      {"http://169.254.169.254./latest/meta-data", "169.254.169.254", 80},
+      {"https://Hooks.Example.COM./x", "hooks.example.com", 443},
+  };
+  for (const Case& c : cases) {
+    Parsed p = Validate(c.url);
+    ASSERT_TRUE(p.status.ok()) << c.url << ": " << p.status.message();
+    EXPECT_EQ(p.host, c.host) << c.url;
+    EXPECT_EQ(p.port, c.port) << c.url;
+  }
+  EXPECT_TRUE(IsForbiddenAddress(Validate("http://127.0.0.1./").host));
+  EXPECT_TRUE(IsForbiddenAddress(Validate("http://169.254.169.254./").host));
+  // Only one dot is a name's root; an empty label is malformed, wherever it is.
+  for (const char* url : {"http://localhost../", "http://127.0.0.1../", "http://./", "http://../",
+                          "http://.localhost/", "http://a..b.example/"}) {
+    Parsed p = Validate(url);
+    EXPECT_FALSE(p.status.ok()) << url << " -> host " << p.host;
+  }
+}
+
 TEST(WebhookUrl, RejectsWithMessagesNamingUrl) {
   struct Case {
     std::string url;
