@@ -1,5 +1,7 @@
-// Store: the one door to persistent state. Every backend (SQLite, PostgreSQL)
-// implements this contract; everything in memory can be rebuilt from it.
+// Store: the one door to persistent state, in narrow interfaces by what they
+// hold (EventStore, SubscriptionStore, DeliveryQueue, KeyStore). Every backend
+// (SQLite, PostgreSQL) implements all of them; everything in memory can be
+// rebuilt from it.
 //
 // Thread safety: every method may be called from any thread concurrently.
 // Failure: a backend that cannot reach its storage returns Unavailable, and
@@ -80,13 +82,15 @@ struct ListOptions {
   int limit = 100;
 };
 
-class Store {
+// The store is split by what it holds; each narrow interface is all a
+// component needs (the ingest writer events, the subscription cache
+// subscriptions, the dispatcher and the inbox the delivery queue, the key
+// cache keys). A backend implements them all as one Store.
+
+// Events and their ingest (with the deliveries it creates).
+class EventStore {
  public:
-  virtual ~Store() = default;
-
-  // Cheap liveness check of the storage. Ok or Unavailable.
-  virtual Status Ping() = 0;
-
+  virtual ~EventStore() = default;
   // --- ingest -------------------------------------------------------------
   // Writes all items in one transaction and makes it durable (fsync) before
   // returning Ok. Idempotency is decided inside the transaction, in order, so
@@ -114,8 +118,13 @@ class Store {
   // number of events deleted.
   virtual Result<int64_t> Purge(int64_t events_before_ms, int64_t idempotency_before_ms,
                                 int64_t now_ms) = 0;
+};
 
-  // --- subscriptions (SPEC 5) -------------------------------------------------
+// Subscriptions and the per-tenant generation that orders their changes
+// against ingest (SPEC 5).
+class SubscriptionStore {
+ public:
+  virtual ~SubscriptionStore() = default;
   // Every subscription write bumps its tenant's subscriptions generation in
   // the same transaction and returns the new one; ingest transactions compare
   // it with what their matches were decided at (see CommitIngest).
@@ -142,7 +151,13 @@ class Store {
   virtual Result<std::vector<std::pair<std::string, int64_t>>> SubscriptionGenerations() = 0;
   // One tenant's live subscriptions (see TenantSubscriptions).
   virtual Result<TenantSubscriptions> LoadTenantSubscriptions(const std::string& tenant) = 0;
+};
 
+// Deliveries: listing, leases (push), receives and settles (pull), attempt
+// outcomes, replay and monitoring (SPEC 6). Every lease carries a token.
+class DeliveryQueue {
+ public:
+  virtual ~DeliveryQueue() = default;
   // --- deliveries (SPEC 6) ----------------------------------------------------
   struct DeliveryFilter {
     std::string subscription_id, event_id, status;  // empty = any
@@ -239,7 +254,24 @@ class Store {
                                      std::vector<std::pair<std::string, int64_t>>* by_state,
                                      int64_t* oldest_due_ms) = 0;
 
-  // --- API keys -------------------------------------------------------------
+  // --- other nodes -------------------------------------------------------------
+  // `fn(subscription_ids)` is called (from a store thread) when another node
+  // (or this one) committed deliveries, so waiting workers look now instead of
+  // at their next poll. An empty list means "any subscription". Backends
+  // shared by several processes implement it (PostgreSQL: LISTEN/NOTIFY);
+  // the embedded store has one process and never calls it. Set before use.
+  virtual void SetWorkListener(std::function<void(const std::vector<std::string>&)> fn) {
+    (void)fn;
+  }
+  // Stops calling the listener (joins its thread); after this returns it is
+  // never called again. Idempotent. Call before what the listener uses dies.
+  virtual void StopWorkListener() {}
+};
+
+// API keys (SPEC 3).
+class KeyStore {
+ public:
+  virtual ~KeyStore() = default;
   virtual Status CreateKey(const ApiKey& key) = 0;
   // NotFound when no key has this hash. Revoked keys are returned (revoked_at set).
   virtual Result<ApiKey> FindKeyByHash(const std::string& hash) = 0;
@@ -257,19 +289,14 @@ class Store {
                                                                  int64_t now_ms) = 0;
   // True when an admin key row exists.
   virtual Result<bool> HasAdminKey() = 0;
+};
 
-  // --- other nodes -------------------------------------------------------------
-  // `fn(subscription_ids)` is called (from a store thread) when another node
-  // (or this one) committed deliveries, so waiting workers look now instead of
-  // at their next poll. An empty list means "any subscription". Backends
-  // shared by several processes implement it (PostgreSQL: LISTEN/NOTIFY);
-  // the embedded store has one process and never calls it. Set before use.
-  virtual void SetWorkListener(std::function<void(const std::vector<std::string>&)> fn) {
-    (void)fn;
-  }
-  // Stops calling the listener (joins its thread); after this returns it is
-  // never called again. Idempotent. Call before what the listener uses dies.
-  virtual void StopWorkListener() {}
+class Store : public EventStore, public SubscriptionStore, public DeliveryQueue, public KeyStore {
+ public:
+  ~Store() override = default;
+
+  // Cheap liveness check of the storage. Ok or Unavailable.
+  virtual Status Ping() = 0;
 };
 
 struct SqliteOptions {

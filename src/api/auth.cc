@@ -6,8 +6,8 @@
 
 namespace triggers::api {
 
-KeyCache::KeyCache(store::Store* store, Clock* clock, const std::optional<std::string>& env_admin,
-                   double rate)
+KeyCache::KeyCache(store::KeyStore* store, Clock* clock,
+                   const std::optional<std::string>& env_admin, double rate)
     : store_(store), clock_(clock), rate_(rate) {
   last_refresh_ms_ = clock_->NowMs();
   if (env_admin && !env_admin->empty()) {

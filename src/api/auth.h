@@ -35,7 +35,7 @@ struct Principal {
 class KeyCache {
  public:
   // `env_admin_key`: the TRIGGERS_ADMIN_KEY value, if set (held only as a hash).
-  KeyCache(store::Store* store, Clock* clock, const std::optional<std::string>& env_admin_key,
+  KeyCache(store::KeyStore* store, Clock* clock, const std::optional<std::string>& env_admin_key,
            double rate_limit_per_s);
 
   enum class Lookup { kFound, kRejected, kMiss };
@@ -70,7 +70,7 @@ class KeyCache {
   };
   std::shared_ptr<Entry> Get(const std::string& hash);
 
-  store::Store* store_;
+  store::KeyStore* store_;
   Clock* clock_;
   double rate_;
   std::shared_mutex mu_;

@@ -49,9 +49,9 @@ namespace {
 
 namespace pg = store::pg;
 
-// The SQLite schema (user_version) this copy reads: kMigrations in
-// src/store/sqlite/sqlite_store.cc. A migration added there must be handled
-// here too (tests/integration/test_migrate_store.py fails until it is).
+// The SQLite schema (user_version) this copy reads: the files in
+// src/store/sqlite/migrations. A migration added there must be handled here
+// too (tests/integration/test_migrate_store.py fails until it is).
 constexpr int kSqliteSchemaVersion = 5;
 
 constexpr size_t kChunkRows = 1000;

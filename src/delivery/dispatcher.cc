@@ -13,7 +13,7 @@ namespace {
 constexpr int kMaxLeasePerPass = 100;
 }
 
-Dispatcher::Dispatcher(store::Store* store, SubscriptionCache* subs, HttpSender* sender,
+Dispatcher::Dispatcher(store::DeliveryQueue* store, SubscriptionCache* subs, HttpSender* sender,
                        Clock* clock, DispatcherOptions options)
     : store_(store),
       subs_(subs),

@@ -38,7 +38,7 @@ struct DispatcherOptions {
 
 class Dispatcher {
  public:
-  Dispatcher(store::Store* store, SubscriptionCache* subs, HttpSender* sender, Clock* clock,
+  Dispatcher(store::DeliveryQueue* store, SubscriptionCache* subs, HttpSender* sender, Clock* clock,
              DispatcherOptions options);
   ~Dispatcher();  // Stop()s
 
@@ -66,7 +66,7 @@ class Dispatcher {
   void RecordOutcomes(std::vector<Outcome>& outcomes, int64_t now_ms);
   void Send(const CompiledSubscription& sub, store::Store::Leased work);
 
-  store::Store* store_;
+  store::DeliveryQueue* store_;
   SubscriptionCache* subs_;
   HttpSender* sender_;
   Clock* clock_;

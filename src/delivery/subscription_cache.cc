@@ -34,7 +34,7 @@ Result<std::shared_ptr<const CompiledSubscription>> CompileSubscription(const Su
   return std::shared_ptr<const CompiledSubscription>(std::move(c));
 }
 
-SubscriptionCache::SubscriptionCache(store::Store* store, Clock* clock)
+SubscriptionCache::SubscriptionCache(store::SubscriptionStore* store, Clock* clock)
     : store_(store), clock_(clock) {}
 
 Status SubscriptionCache::LoadAll() {

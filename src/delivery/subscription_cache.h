@@ -44,7 +44,7 @@ void MatchOne(const CompiledSubscription& sub, const Event& ev, std::vector<std:
 
 class SubscriptionCache final : public store::IngestMatcher {
  public:
-  SubscriptionCache(store::Store* store, Clock* clock);
+  SubscriptionCache(store::SubscriptionStore* store, Clock* clock);
 
   // Loads every tenant (at start).
   Status LoadAll();
@@ -84,7 +84,7 @@ class SubscriptionCache final : public store::IngestMatcher {
   // Installs `list` as the tenant's state unless ours is labelled newer.
   void Replace(const std::string& tenant, int64_t generation, List list);
 
-  store::Store* store_;
+  store::SubscriptionStore* store_;
   Clock* clock_;
   mutable std::shared_mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<const CompiledSubscription>> by_id_;

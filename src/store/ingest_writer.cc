@@ -10,7 +10,7 @@
 
 namespace triggers::store {
 
-IngestWriter::IngestWriter(Store* store, Clock* clock, Options options)
+IngestWriter::IngestWriter(EventStore* store, Clock* clock, Options options)
     : store_(store), clock_(clock), opts_(options), thread_([this] { Run(); }) {}
 
 IngestWriter::~IngestWriter() { Stop(); }

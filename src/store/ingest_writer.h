@@ -49,7 +49,7 @@ class IngestWriter {
     // ingest transaction (Store::CommitIngest). Null: matches are kept.
     IngestMatcher* matcher = nullptr;
   };
-  IngestWriter(Store* store, Clock* clock, Options options);
+  IngestWriter(EventStore* store, Clock* clock, Options options);
   ~IngestWriter();  // Stop()s
 
   // Queues the batch. Returns false (and does not call done) when the queue
@@ -66,7 +66,7 @@ class IngestWriter {
  private:
   void Run();
 
-  Store* store_;
+  EventStore* store_;
   Clock* clock_;
   Options opts_;
   std::mutex mu_;

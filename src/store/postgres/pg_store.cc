@@ -26,6 +26,7 @@
 #include "core/ids.h"
 #include "core/json_util.h"
 #include "obs/logger.h"
+#include "store/migrations.h"
 #include "store/postgres/pg_conn.h"
 #include "triggers/store.h"
 
@@ -35,116 +36,6 @@ namespace {
 using pg::ArrayBuilder;
 using pg::Params;
 using pg::Rows;
-
-// Versioned migrations: index i brings the schema to version i+1. Applied in
-// one transaction under an advisory lock, so nodes starting together are safe.
-const char* const kMigrations[] = {
-    R"sql(
-CREATE TABLE api_keys(
-  id text PRIMARY KEY,
-  tenant text NOT NULL,
-  name text,
-  scopes bigint NOT NULL,
-  hash text NOT NULL UNIQUE,
-  admin boolean NOT NULL DEFAULT false,
-  created_at bigint NOT NULL,
-  revoked_at bigint
-);
-CREATE INDEX api_keys_tenant ON api_keys(tenant, id);
-CREATE INDEX api_keys_revoked ON api_keys(revoked_at) WHERE revoked_at IS NOT NULL;
-CREATE TABLE events(
-  id text NOT NULL,
-  tenant text NOT NULL,
-  type text NOT NULL,
-  source text,
-  subject text,
-  ordering_key text,
-  data text NOT NULL,
-  received_at bigint NOT NULL,
-  PRIMARY KEY(tenant, id)
-);
-CREATE INDEX events_received ON events(received_at);
-CREATE TABLE idempotency(
-  tenant text NOT NULL,
-  key text NOT NULL,
-  body_hash text NOT NULL,
-  event_id text NOT NULL,
-  created_at bigint NOT NULL,
-  PRIMARY KEY(tenant, key)
-);
-CREATE INDEX idempotency_created ON idempotency(created_at);
-CREATE TABLE subscriptions(
-  id text PRIMARY KEY,
-  tenant text NOT NULL,
-  kind text NOT NULL,
-  url text,
-  event_types text NOT NULL,
-  filter text,
-  max_in_flight integer NOT NULL,
-  rate_limit_per_s double precision NOT NULL,
-  ordered boolean NOT NULL,
-  description text,
-  enabled boolean NOT NULL,
-  secret text NOT NULL,
-  previous_secret text,
-  previous_secret_expires_at bigint NOT NULL DEFAULT 0,
-  max_receives integer NOT NULL,
-  created_at bigint NOT NULL,
-  updated_at bigint NOT NULL,
-  deleted_at bigint
-);
-CREATE INDEX subscriptions_tenant ON subscriptions(tenant, id);
-CREATE INDEX subscriptions_updated ON subscriptions(updated_at);
-CREATE TABLE deliveries(
-  id text PRIMARY KEY,
-  seq bigint GENERATED ALWAYS AS IDENTITY,
-  tenant text NOT NULL,
-  event_id text NOT NULL,
-  subscription_id text NOT NULL,
-  status text NOT NULL,
-  attempts integer NOT NULL DEFAULT 0,
-  next_attempt_at bigint,
-  last_error text,
-  last_status_code integer,
-  created_at bigint NOT NULL,
-  updated_at bigint NOT NULL,
-  ordering_key text,
-  receipt text
-);
-CREATE INDEX deliveries_due ON deliveries(subscription_id, next_attempt_at, seq)
-  WHERE next_attempt_at IS NOT NULL;
-CREATE INDEX deliveries_event ON deliveries(tenant, event_id);
-CREATE INDEX deliveries_sub ON deliveries(tenant, subscription_id, id);
-CREATE INDEX deliveries_order ON deliveries(subscription_id, ordering_key, seq)
-  WHERE next_attempt_at IS NOT NULL AND ordering_key IS NOT NULL;
-CREATE INDEX deliveries_finished ON deliveries(updated_at) WHERE next_attempt_at IS NULL;
-CREATE TABLE delivery_attempts(
-  delivery_id text NOT NULL,
-  n integer NOT NULL,
-  at bigint NOT NULL,
-  status_code integer,
-  latency_ms bigint NOT NULL,
-  error text,
-  response_snippet text NOT NULL,
-  PRIMARY KEY(delivery_id, n)
-);
-)sql",
-    // 2: the subscriptions generation per tenant (bumped by every subscription
-    // write, checked by every ingest transaction); events get a commit-ordered
-    // seq for listing (see kOrderLock); deliveries that older versions could
-    // leave to deleted subscriptions are swept (they could never be sent).
-    R"sql(
-CREATE TABLE subscription_generations(
-  tenant text PRIMARY KEY,
-  generation bigint NOT NULL
-);
-INSERT INTO subscription_generations SELECT tenant, 1 FROM subscriptions GROUP BY tenant;
-DELETE FROM deliveries WHERE next_attempt_at IS NOT NULL AND subscription_id NOT IN
-  (SELECT id FROM subscriptions WHERE deleted_at IS NULL);
-ALTER TABLE events ADD COLUMN seq bigint GENERATED ALWAYS AS IDENTITY;
-CREATE INDEX events_tenant_seq ON events(tenant, seq);
-)sql",
-};
 
 // "triggers" in ASCII: the advisory lock that serializes migrations.
 constexpr int64_t kMigrationLock = 0x7472696767657273;
@@ -338,13 +229,13 @@ class PgStore final : public Store {
       auto v = c->RunOnce("SELECT version FROM triggers_schema", Params());
       if (!v.ok()) return v.status();
       int64_t version = v.value().size() ? v.value().Int(0, 0) : 0;
-      const int64_t target = static_cast<int64_t>(std::size(kMigrations));
+      const int64_t target = static_cast<int64_t>(kPostgresMigrationsCount);
       if (version > target) {
         return Status::Unavailable("store: database schema version " + std::to_string(version) +
                                    " is newer than this binary supports");
       }
       for (int64_t i = version; i < target; ++i) {
-        if (Status s = c->Exec(kMigrations[i]); !s.ok()) return s;
+        if (Status s = c->Exec(kPostgresMigrations[i].sql); !s.ok()) return s;
         Params p;
         p.Add(i + 1);
         if (auto r = c->RunOnce("UPDATE triggers_schema SET version=$1", p); !r.ok()) {
@@ -675,9 +566,11 @@ class PgStore final : public Store {
     return d;
   }
 
+  // Under the commit-order lock, like DeleteSubscription: a retry cannot
+  // revive a delivery of a subscription whose delete commits meanwhile.
   Status RetryDelivery(const std::string& tenant, const std::string& id, int64_t now_ms) override {
     CONN_OR_RETURN(c);
-    return c->Txn(false, [&]() -> Status {
+    return OrderedTxn(*c, [&]() -> Status {
       static const char kGet[] =
           "SELECT d.status, s.id IS NOT NULL AND s.deleted_at IS NULL FROM deliveries d LEFT JOIN "
           "subscriptions s ON s.id=d.subscription_id WHERE d.id=$1 AND d.tenant=$2 FOR UPDATE OF d";
@@ -703,18 +596,26 @@ class PgStore final : public Store {
                               const std::string& min_id, const std::string& max_id,
                               int64_t now_ms) override {
     CONN_OR_RETURN(c);
+    // Only for a live subscription, under the commit-order lock (see RetryDelivery).
     static const char kRequeue[] =
         "UPDATE deliveries SET status='pending', next_attempt_at=" NOW_AT("$1") ", updated_at=" NOW_AT("$1") ", "
         "attempts=" PULL_RECEIVES_RESET
         " WHERE tenant=$2 AND subscription_id=$3 AND status='dead' AND event_id>=$4 AND "
-        "event_id<=$5";
-    ROWS_OR_RETURN(r, c->Run(kRequeue, Params()
-                                           .AddOrNull(opts_.database_clock, now_ms)
-                                           .Add(tenant)
-                                           .Add(sub_id)
-                                           .Add(min_id)
-                                           .Add(max_id)));
-    return r.Affected();
+        "event_id<=$5 AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.id=$3 AND s.tenant=$2 "
+        "AND s.deleted_at IS NULL)";
+    int64_t requeued = 0;
+    Status st = OrderedTxn(*c, [&]() -> Status {
+      ROWS_OR_RETURN(r, c->Run(kRequeue, Params()
+                                             .AddOrNull(opts_.database_clock, now_ms)
+                                             .Add(tenant)
+                                             .Add(sub_id)
+                                             .Add(min_id)
+                                             .Add(max_id)));
+      requeued = r.Affected();
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return requeued;
   }
 
   Result<int64_t> CreateMissingDeliveries(const std::string& tenant, const std::string& sub_id,
@@ -743,7 +644,8 @@ class PgStore final : public Store {
           "created_at,updated_at,ordering_key) SELECT t.id,$1,t.event_id,$2,'pending'," NOW_AT("$3") "," NOW_AT("$3") "," NOW_AT("$3") ","
           "t.ok FROM unnest($4::text[],$5::text[],$6::text[]) WITH ORDINALITY AS "
           "t(id,event_id,ok,n) WHERE NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.tenant=$1 AND "
-          "x.event_id=t.event_id AND x.subscription_id=$2) ORDER BY t.n";
+          "x.event_id=t.event_id AND x.subscription_id=$2) AND EXISTS (SELECT 1 FROM "
+          "subscriptions s WHERE s.id=$2 AND s.tenant=$1 AND s.deleted_at IS NULL) ORDER BY t.n";
       ROWS_OR_RETURN(r, c->Run(kInsert, Params()
                                             .Add(tenant)
                                             .Add(sub_id)
@@ -1188,7 +1090,9 @@ class PgStore final : public Store {
                              bool check_generations) {
     ArrayBuilder id, tenant, type, source, subject, okey, data, received;
     ArrayBuilder did, dtenant, devent, dsub, dnat, dkey, gtenant, ggen;
-    std::vector<std::string_view> gseen;
+    // Every distinct (tenant, generation) the items were matched at: items of
+    // one tenant may have been matched at different generations.
+    std::vector<std::pair<std::string_view, int64_t>> gseen;
     std::unordered_set<std::string_view> subs;
     std::string payload;
     for (IngestItem* it : items) {
@@ -1202,8 +1106,9 @@ class PgStore final : public Store {
       okey.Add(ev.ordering_key);
       data.Add(std::string_view(ev.data));
       received.Add(ev.received_at_ms);
-      if (check_generations && std::find(gseen.begin(), gseen.end(), ev.tenant) == gseen.end()) {
-        gseen.push_back(ev.tenant);
+      const std::pair<std::string_view, int64_t> tg{ev.tenant, it->matched_generation};
+      if (check_generations && std::find(gseen.begin(), gseen.end(), tg) == gseen.end()) {
+        gseen.push_back(tg);
         gtenant.Add(std::string_view(ev.tenant));
         ggen.Add(it->matched_generation);
       }

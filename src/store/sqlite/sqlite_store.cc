@@ -14,128 +14,11 @@
 #include "core/crypto.h"
 #include "core/idempotency.h"
 #include "core/ids.h"
+#include "store/migrations.h"
 #include "triggers/store.h"
 
 namespace triggers::store {
 namespace {
-
-// Versioned migrations: index i brings the schema to user_version i+1.
-const char* const kMigrations[] = {
-    R"sql(
-CREATE TABLE api_keys(
-  id TEXT PRIMARY KEY,
-  tenant TEXT NOT NULL,
-  name TEXT,
-  scopes TEXT NOT NULL,
-  hash BLOB NOT NULL UNIQUE,
-  admin INTEGER NOT NULL DEFAULT 0,
-  created_at INTEGER NOT NULL,
-  revoked_at INTEGER
-);
-CREATE INDEX api_keys_tenant ON api_keys(tenant, id);
-CREATE INDEX api_keys_revoked ON api_keys(revoked_at) WHERE revoked_at IS NOT NULL;
-CREATE TABLE events(
-  seq INTEGER PRIMARY KEY,
-  id TEXT NOT NULL,
-  tenant TEXT NOT NULL,
-  type TEXT NOT NULL,
-  source TEXT,
-  subject TEXT,
-  ordering_key TEXT,
-  data TEXT NOT NULL,
-  received_at INTEGER NOT NULL
-);
-CREATE UNIQUE INDEX events_tenant_id ON events(tenant, id);
-CREATE TABLE idempotency(
-  tenant TEXT NOT NULL,
-  key TEXT NOT NULL,
-  body_hash BLOB NOT NULL,
-  event_id TEXT NOT NULL,
-  created_at INTEGER NOT NULL,
-  PRIMARY KEY(tenant, key)
-) WITHOUT ROWID;
-CREATE INDEX idempotency_created ON idempotency(created_at);
-)sql",
-    // 2: builds before the type filter became a bounded scan had this index.
-    "DROP INDEX IF EXISTS events_tenant_type;",
-    // 3: subscriptions and deliveries. A delivery is due when next_attempt_at
-    // is set and has passed; while in flight it holds the lease expiry; it is
-    // NULL once finished (succeeded or dead), which keeps the due index small.
-    R"sql(
-CREATE TABLE subscriptions(
-  id TEXT PRIMARY KEY,
-  tenant TEXT NOT NULL,
-  kind TEXT NOT NULL,
-  url TEXT,
-  event_types TEXT NOT NULL,
-  filter TEXT,
-  max_in_flight INTEGER NOT NULL,
-  rate_limit_per_s REAL NOT NULL,
-  ordered INTEGER NOT NULL,
-  description TEXT,
-  enabled INTEGER NOT NULL,
-  secret TEXT NOT NULL,
-  previous_secret TEXT,
-  previous_secret_expires_at INTEGER NOT NULL DEFAULT 0,
-  max_receives INTEGER NOT NULL,
-  created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL,
-  deleted_at INTEGER
-);
-CREATE INDEX subscriptions_tenant ON subscriptions(tenant, id);
-CREATE INDEX subscriptions_updated ON subscriptions(updated_at);
-CREATE TABLE deliveries(
-  seq INTEGER PRIMARY KEY,
-  id TEXT NOT NULL UNIQUE,
-  tenant TEXT NOT NULL,
-  event_id TEXT NOT NULL,
-  subscription_id TEXT NOT NULL,
-  status TEXT NOT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  next_attempt_at INTEGER,
-  last_error TEXT,
-  last_status_code INTEGER,
-  created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL
-);
-CREATE INDEX deliveries_due ON deliveries(subscription_id, next_attempt_at)
-  WHERE next_attempt_at IS NOT NULL;
-CREATE INDEX deliveries_event ON deliveries(tenant, event_id);
-CREATE INDEX deliveries_sub ON deliveries(tenant, subscription_id, id);
-CREATE TABLE delivery_attempts(
-  delivery_id TEXT NOT NULL,
-  n INTEGER NOT NULL,
-  at INTEGER NOT NULL,
-  status_code INTEGER,
-  latency_ms INTEGER NOT NULL,
-  error TEXT,
-  response_snippet TEXT NOT NULL,
-  PRIMARY KEY(delivery_id, n)
-) WITHOUT ROWID;
-)sql",
-    // 4: ordered delivery and pull receipts. `ordering_key` is set only on
-    // deliveries of ordered subscriptions (the event's key, or '' for all).
-    R"sql(
-ALTER TABLE deliveries ADD COLUMN ordering_key TEXT;
-ALTER TABLE deliveries ADD COLUMN receipt TEXT;
-CREATE INDEX deliveries_order ON deliveries(subscription_id, ordering_key, seq)
-  WHERE next_attempt_at IS NOT NULL AND ordering_key IS NOT NULL;
-)sql",
-    // 5: the subscriptions generation per tenant (bumped by every subscription
-    // write, read by every ingest transaction), the purge's index, and the
-    // sweep of deliveries that older versions could leave to deleted
-    // subscriptions (they could never be sent).
-    R"sql(
-CREATE TABLE subscription_generations(
-  tenant TEXT PRIMARY KEY,
-  generation INTEGER NOT NULL
-) WITHOUT ROWID;
-INSERT INTO subscription_generations SELECT tenant, 1 FROM subscriptions GROUP BY tenant;
-DELETE FROM deliveries WHERE next_attempt_at IS NOT NULL AND subscription_id NOT IN
-  (SELECT id FROM subscriptions WHERE deleted_at IS NULL);
-CREATE INDEX deliveries_finished ON deliveries(updated_at) WHERE next_attempt_at IS NULL;
-)sql",
-};
 
 // Translates an SQLite failure into a Status: the one place that does.
 Status SqlError(sqlite3* db, const char* what) {
@@ -699,7 +582,8 @@ class SqliteStore final : public Store {
                       "UPDATE deliveries SET status='pending', next_attempt_at=?1, updated_at=?1, "
                       "attempts=" PULL_RECEIVES_RESET
                       " WHERE tenant=?2 AND subscription_id=?3 AND "
-                      "status='dead' AND event_id>=?4 AND event_id<=?5");
+                      "status='dead' AND event_id>=?4 AND event_id<=?5 AND EXISTS (SELECT 1 FROM "
+                      "subscriptions s WHERE s.id=?3 AND s.tenant=?2 AND s.deleted_at IS NULL)");
     st.Bind(1, now_ms).Bind(2, tenant).Bind(3, sub_id).Bind(4, min_id).Bind(5, max_id);
     if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "requeue dead");
     return static_cast<int64_t>(sqlite3_changes(writer_.db()));
@@ -719,7 +603,8 @@ class SqliteStore final : public Store {
             "next_attempt_at,created_at,updated_at,ordering_key) SELECT ?1,?2,?3,?4,'pending',"
             "?5,?5,?5,?6 "
             "WHERE NOT EXISTS (SELECT 1 FROM deliveries WHERE tenant=?2 AND "
-            "event_id=?3 AND subscription_id=?4)");
+            "event_id=?3 AND subscription_id=?4) AND EXISTS (SELECT 1 FROM subscriptions s "
+            "WHERE s.id=?4 AND s.tenant=?2 AND s.deleted_at IS NULL)");
         std::string id = core::NewId("dlv_", now_ms);
         ins.Bind(1, id).Bind(2, tenant).Bind(3, ev.id).Bind(4, sub_id).Bind(5, now_ms);
         if (ordered) ins.Bind(6, ev.ordering_key ? std::string_view(*ev.ordering_key) : "");
@@ -1287,10 +1172,10 @@ class SqliteStore final : public Store {
       Stmt st(raw);
       if (st.Step() == SQLITE_ROW) version = st.Int(0);
     }
-    const int64_t target = static_cast<int64_t>(std::size(kMigrations));
+    const int64_t target = static_cast<int64_t>(kSqliteMigrationsCount);
     Status s;
     for (int64_t v = version; v < target && s.ok(); ++v) {
-      s = writer_.Exec(kMigrations[v]);
+      s = writer_.Exec(kSqliteMigrations[v].sql);
       if (s.ok()) s = writer_.Exec(("PRAGMA user_version=" + std::to_string(v + 1)).c_str());
     }
     if (s.ok() && version > target) {

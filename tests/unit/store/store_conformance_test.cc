@@ -1089,6 +1089,52 @@ TEST_P(StoreConformance, IngestRematchesItemsMatchedAtAStaleGeneration) {
   EXPECT_EQ(fresh[0].subscription_ids, std::vector<std::string>{keep.id});
 }
 
+// Items of one tenant matched at different generations (requests queued
+// around a subscription change): each stale one is re-matched.
+TEST_P(StoreConformance, EveryStaleItemIsRematchedNotJustTheFirstOfItsTenant) {
+  Subscription keep = AddSub(), gone = AddSub();
+  const int64_t old_gen = GenerationOf(kTenant);
+  ASSERT_OK(store_->DeleteSubscription(kTenant, gone.id, 900));
+  RouteAll matcher;
+  std::vector<IngestItem> items{Item(kTenant, "t", 1000), Item(kTenant, "t", 1000)};
+  Route(items[0], keep, 1000);
+  items[0].matched_generation = GenerationOf(kTenant);  // current
+  Route(items[1], keep, 1000);
+  Route(items[1], gone, 1000);
+  items[1].matched_generation = old_gen;  // stale
+  std::vector<IngestItem*> ptrs{&items[0], &items[1]};
+  ASSERT_OK(store_->CommitIngest(ptrs, 1000, kDay, &matcher));
+  EXPECT_EQ(matcher.calls, 1);
+  EXPECT_EQ(items[1].subscription_ids, std::vector<std::string>{keep.id});
+  auto left = store_->ListDeliveries(kTenant, BySubscription(gone.id), {});
+  ASSERT_OK(left);
+  EXPECT_TRUE(left->empty());
+}
+
+// Replay and retry never revive work for a deleted subscription.
+TEST_P(StoreConformance, ReplayAndRetryCreateNothingForADeletedSubscription) {
+  Subscription s = AddSub();
+  Ingested e = Ingest({&s}, 1000);
+  ASSERT_EQ(LeaseIds(s, 1500).size(), 1u);
+  Kill(e.deliveries[0], 1500);
+  auto ev = store_->GetEvent(kTenant, e.event_id);
+  ASSERT_OK(ev);
+  ASSERT_OK(store_->DeleteSubscription(kTenant, s.id, 2000));
+  auto requeued = store_->RequeueDead(kTenant, s.id, e.event_id, e.event_id, 2100);
+  ASSERT_OK(requeued);
+  EXPECT_EQ(requeued.value(), 0);
+  Ingested other = Ingest({}, 1001);
+  auto ev2 = store_->GetEvent(kTenant, other.event_id);
+  ASSERT_OK(ev2);
+  auto created = store_->CreateMissingDeliveries(kTenant, s.id, {ev2.value()}, false, 2200);
+  ASSERT_OK(created);
+  EXPECT_EQ(created.value(), 0);
+  EXPECT_FALSE(store_->RetryDelivery(kTenant, e.deliveries[0], 2300).ok());
+  auto left = store_->ListDeliveries(kTenant, BySubscription(s.id), {});
+  ASSERT_OK(left);
+  for (const auto& d : *left) EXPECT_NE(d.status, kDeliveryPending) << d.id;
+}
+
 TEST_P(StoreConformance, DeleteSubscriptionDropsItsUnfinishedDeliveries) {
   Subscription s = AddSub(), other = AddSub();
   Ingested e1 = Ingest({&s, &other}, 1000);
