@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/json_reader.h"
 #include "triggers/model.h"
 #include "triggers/status.h"
 
@@ -19,7 +20,6 @@ namespace triggers::core {
 inline constexpr size_t kMaxTypeLength = 128;
 inline constexpr size_t kMaxAttributeLength = 256;
 inline constexpr size_t kMaxBatchEntries = 500;
-inline constexpr int kMaxJsonDepth = 128;
 
 // True when `type` is 1-128 chars of [A-Za-z0-9._:/-].
 bool IsValidEventType(std::string_view type);
