@@ -86,13 +86,20 @@ Status KeyCache::LoadFromStore(const std::string& hash, std::shared_ptr<const Pr
   if (!r.ok()) {
     if (r.status().IsNotFound()) {
       RememberUnknown(hash);
+      obs::Metrics::Get().Inc(obs::Counter::kAuthUnknown);
       return Status::Unauthorized("unknown API key");
     }
     return r.status();
   }
   Insert(r.value());
-  if (r->revoked_at_ms) return Status::Unauthorized("this API key has been revoked");
-  if (Find(hash, out) != Lookup::kFound) return Status::Unauthorized("unknown API key");
+  if (r->revoked_at_ms) {
+    obs::Metrics::Get().Inc(obs::Counter::kAuthRevoked);
+    return Status::Unauthorized("this API key has been revoked");
+  }
+  if (Find(hash, out) != Lookup::kFound) {
+    obs::Metrics::Get().Inc(obs::Counter::kAuthUnknown);
+    return Status::Unauthorized("unknown API key");
+  }
   return Status::Ok();
 }
 

@@ -56,7 +56,8 @@ class KeyCache {
   bool TryBeginLookup();
   void EndLookup() { lookups_in_flight_.fetch_sub(1, std::memory_order_acq_rel); }
   // Asks the store (blocking I/O) after TryBeginLookup(). Unauthorized /
-  // Unavailable / Ok. An unknown key is remembered (see above).
+  // Unavailable / Ok. An unknown key is remembered (see above). Counts its
+  // lookup and its 401s in the auth metrics.
   Status LoadFromStore(const std::string& hash, std::shared_ptr<const Principal>* out);
   // Caches `key` and forgets it as unknown (a key created through this node).
   void Insert(const ApiKey& key);

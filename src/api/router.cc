@@ -218,12 +218,7 @@ void Router::Handle(const Request& req, Respond respond) {
       }
       // Not cached: ask the store on the blocking pool, then continue there.
       auto task = [this, &req, call = std::move(call), found, respond, hash]() mutable {
-        Status s = ctx_->keys->LoadFromStore(hash, &call.who);
-        if (s.code() == Status::Code::kUnauthorized) {
-          bool revoked = s.message().find("revoked") != std::string::npos;
-          obs::Metrics::Get().Inc(revoked ? obs::Counter::kAuthRevoked
-                                          : obs::Counter::kAuthUnknown);
-        }
+        Status s = ctx_->keys->LoadFromStore(hash, &call.who);  // counts its own 401s
         if (!s.ok()) return respond(StatusResponse(s, req.request_id));
         if (!ctx_->keys->AllowRequest(hash)) {
           return respond(ErrorResponse(429, "rate_limited", "rate limit of this key exceeded",
