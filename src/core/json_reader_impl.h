@@ -31,7 +31,14 @@ struct JsonReader::Impl {
     bool Add(std::string_view k);               // false when already present
     void Clear() {
       few.clear();
-      many.clear();
+      if (many.empty()) return;
+      // clear() costs the bucket count: a set grown by one huge object is
+      // dropped, so later small objects do not pay for it.
+      if (many.bucket_count() > 1024) {
+        std::unordered_set<std::string_view>().swap(many);
+      } else {
+        many.clear();
+      }
     }
   };
   simdjson::error_code Walk(simdjson::ondemand::value v, int depth);

@@ -294,12 +294,10 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (reserve_ && !IsReservedPath(Sv(m.target()))) {
       obs::Metrics::Get().Inc(obs::Counter::kConnReserveRefused);
-      api::Response r = api::ErrorResponse(
-          503, "unavailable",
-          "too many connections (--max-connections); only /health and /metrics answer now",
-          NewRequestId());
-      r.headers.emplace_back("Retry-After", "1");
-      return RefuseWith(std::move(r));
+      return Refuse(503, "unavailable",
+                    "too many connections (--max-connections); only /health and /metrics "
+                    "answer now",
+                    /*retry_after=*/true);
     }
     auto expect = m.find(bhttp::field::expect);
     if (expect != m.end() && beast::iequals(expect->value(), "100-continue")) {
@@ -321,18 +319,16 @@ class Session : public std::enable_shared_from_this<Session> {
                       beast::bind_front_handler(&Session::OnRead, shared_from_this()));
   }
 
-  std::string NewRequestId() { return core::NewId("req_", SystemClock()->NowMs()); }
-
   // Answers a request whose header was read, without reading its body, and
   // closes the connection after the answer.
-  void Refuse(int status, std::string_view code, std::string_view message) {
-    RefuseWith(api::ErrorResponse(status, code, message, NewRequestId()));
-  }
-  void RefuseWith(api::Response&& r) {
-    request_id_ = NewRequestId();
+  void Refuse(int status, std::string_view code, std::string_view message,
+              bool retry_after = false) {
+    request_id_ = core::NewId("req_", SystemClock()->NowMs());
     keep_alive_req_ = false;
     // The views of the previous request point into a parser that is gone.
     req_ = api::Request{};
+    api::Response r = api::ErrorResponse(status, code, message, request_id_);
+    if (retry_after) r.headers.emplace_back("Retry-After", "1");
     r.close = true;
     Write(std::move(r));
   }

@@ -83,7 +83,7 @@ class StrictnessTests(ServerTestCase):
                 self.assertEqual(resp.status, 501, resp.body[:200])
                 err = json.loads(resp.body)["error"]
                 self.assertEqual(err["code"], "not_implemented")
-                self.assertTrue(err["request_id"])
+                self.assertEqual(err["request_id"], resp.headers.get("x-request-id"))
                 self.assertTrue(closed, "connection not closed after 501")
         self.assertEqual(self.events_of_type("te.gzip"), [])
         # plain chunked (any case) is still accepted
@@ -204,7 +204,9 @@ class SilentConnectionTests(ServerTestCase):
                 resp = c.read_response()
                 self.assertEqual(resp.status, 503, resp.body[:200])
                 self.assertEqual(resp.headers.get("retry-after"), "1")
-                self.assertEqual(json.loads(resp.body)["error"]["code"], "unavailable")
+                err = json.loads(resp.body)["error"]
+                self.assertEqual(err["code"], "unavailable")
+                self.assertEqual(err["request_id"], resp.headers.get("x-request-id"))
                 self.assertTrue(c.wait_closed(5))
             # The silent ones are closed after the request timeout (2 s), not
             # the idle timeout (60 s).
