@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/ids.h"
+#include "http/http_checks.h"
 #include "obs/logger.h"
 #include "obs/metrics.h"
 #include "triggers/clock.h"
@@ -40,32 +41,6 @@ bool IsPrintableId(std::string_view s) {
 }
 
 std::string_view Sv(beast::string_view s) { return {s.data(), s.size()}; }
-
-// Routes a connection from the reserve may use: probes and scrapes must keep
-// answering when --max-connections is reached.
-bool IsReservedPath(std::string_view target) {
-  std::string_view path = target.substr(0, target.find('?'));
-  return path == "/health" || path.substr(0, 8) == "/health/" || path == "/metrics";
-}
-
-// The transfer coding is exactly "chunked" (one field, one token): Beast
-// 1.81 treats "gzip, chunked" as chunked and ignores the gzip.
-bool IsPlainChunked(const bhttp::fields& m) {
-  auto [first, last] = m.equal_range(bhttp::field::transfer_encoding);
-  if (first == last || std::next(first) != last) return false;
-  std::string_view v = Sv(first->value());
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-  return beast::iequals(v, "chunked");
-}
-
-// Accept errors after which the next accept would fail the same way at once:
-// out of descriptors or kernel memory. Accepting pauses instead of spinning.
-bool IsResourceExhaustion(const beast::error_code& ec) {
-  if (ec.category() != boost::system::system_category()) return false;
-  int v = ec.value();
-  return v == EMFILE || v == ENFILE || v == ENOBUFS || v == ENOMEM;
-}
 
 constexpr auto kAcceptPauseExhausted = std::chrono::milliseconds(100);
 constexpr auto kAcceptPauseOther = std::chrono::milliseconds(10);
@@ -287,7 +262,11 @@ class Session : public std::enable_shared_from_this<Session> {
         return Refuse(400, "invalid_request",
                       "Transfer-Encoding is not allowed in an HTTP/1.0 request");
       }
-      if (!IsPlainChunked(m)) {
+      std::vector<std::string_view> codings;
+      for (auto [it, end] = m.equal_range(bhttp::field::transfer_encoding); it != end; ++it) {
+        codings.push_back(Sv(it->value()));
+      }
+      if (!IsPlainChunked(codings)) {
         return Refuse(501, "not_implemented",
                       "the only Transfer-Encoding supported is chunked (alone, once)");
       }
@@ -595,7 +574,8 @@ void Server::Impl::Accept() {
 // once fails again (EMFILE) and spins, so accepting pauses; the log says so
 // at most once per kAcceptLogEvery, with the count of failures meanwhile.
 void Server::Impl::OnAcceptError(const beast::error_code& ec) {
-  bool exhausted = IsResourceExhaustion(ec);
+  bool exhausted =
+      ec.category() == boost::system::system_category() && IsResourceExhaustion(ec.value());
   obs::Metrics::Get().Inc(exhausted ? obs::Counter::kAcceptFdLimit : obs::Counter::kAcceptOther);
   ++accept_errors_unlogged;
   auto now = std::chrono::steady_clock::now();
@@ -653,24 +633,6 @@ Server::Server(ServerOptions options, api::Router* router, api::Context* ctx)
     : impl_(std::make_unique<Impl>(std::move(options), router, ctx)) {}
 
 Server::~Server() { impl_->blocking.join(); }
-
-namespace {
-// Returns the soft limit now in force (0 when unknown).
-size_t RaiseFdLimit() {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
-  if (rl.rlim_cur < rl.rlim_max) {
-    rlimit want = rl;
-    want.rlim_cur = rl.rlim_max;
-    // An unlimited hard limit cannot be the soft one (the kernel caps it at
-    // fs.nr_open): try a large finite value then.
-    if (rl.rlim_max == RLIM_INFINITY) want.rlim_cur = 1 << 20;
-    if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl.rlim_cur = want.rlim_cur;
-  }
-  return rl.rlim_cur == RLIM_INFINITY ? SIZE_MAX : static_cast<size_t>(rl.rlim_cur);
-}
-
-}  // namespace
 
 Status Server::Listen() {
   size_t fd_limit = RaiseFdLimit();

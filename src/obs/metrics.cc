@@ -91,6 +91,9 @@ constexpr std::array<CounterInfo, static_cast<size_t>(Counter::kCount)> kCounter
      "Key lookups refused 503 because too many were already waiting for the store.", ""},
 }};
 
+// Every Counter has its row (a missing initializer would leave an empty one).
+static_assert(!kCounterInfo.back().family.empty(), "a Counter without its row in kCounterInfo");
+
 std::array<std::atomic<uint64_t>, static_cast<size_t>(Counter::kCount)> g_counters{};
 
 void RenderCounters(std::string& out) {

@@ -36,13 +36,19 @@ def metric(srv, name, labels=""):
 
 
 def poll(pred, timeout, what):
+    """pred() until true; a connection refused, reset or timed out counts as
+    false (the server may still be closing connections it was told about)."""
     deadline = time.monotonic() + timeout
+    last = None
     while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
+        try:
+            got = pred()
+            if got:
+                return got
+        except (OSError, http.client.HTTPException) as e:
+            last = e
         time.sleep(0.05)
-    raise AssertionError("not within %.1f s: %s" % (timeout, what))
+    raise AssertionError("not within %.1f s: %s (last error: %r)" % (timeout, what, last))
 
 
 class StrictnessTests(ServerTestCase):
