@@ -1,14 +1,12 @@
 #include "http/server.h"
 
 #include <pthread.h>
-#include <sys/resource.h>
 
 #include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <cerrno>
 #include <chrono>
 #include <mutex>
 #include <optional>
