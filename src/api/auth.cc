@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/crypto.h"
+#include "obs/metrics.h"
 
 namespace triggers::api {
 
@@ -32,23 +33,74 @@ std::shared_ptr<KeyCache::Entry> KeyCache::Get(const std::string& hash) {
 }
 
 KeyCache::Lookup KeyCache::Find(const std::string& hash, std::shared_ptr<const Principal>* out) {
-  std::shared_lock lock(mu_);
-  auto it = entries_.find(hash);
-  if (it == entries_.end()) return Lookup::kMiss;
-  if (it->second->revoked.load(std::memory_order_acquire)) return Lookup::kRejected;
-  *out = it->second->principal;
-  return Lookup::kFound;
+  {
+    std::shared_lock lock(mu_);
+    auto it = entries_.find(hash);
+    if (it != entries_.end()) {
+      if (it->second->revoked.load(std::memory_order_acquire)) return Lookup::kRejected;
+      *out = it->second->principal;
+      return Lookup::kFound;
+    }
+  }
+  return IsKnownUnknown(hash) ? Lookup::kUnknown : Lookup::kMiss;
+}
+
+bool KeyCache::IsKnownUnknown(const std::string& hash) {
+  std::lock_guard lock(unknown_mu_);
+  auto it = unknown_.find(hash);
+  return it != unknown_.end() && it->second > clock_->MonoNs() / 1'000'000;
+}
+
+void KeyCache::RememberUnknown(const std::string& hash) {
+  int64_t now = clock_->MonoNs() / 1'000'000;
+  std::lock_guard lock(unknown_mu_);
+  // Expired entries leave from the front (insertion order is expiry order);
+  // when still full, the oldest go early. An entry re-added or forgotten
+  // since is left in the map (its expiry differs).
+  while (!unknown_fifo_.empty() &&
+         (unknown_fifo_.front().second <= now || unknown_fifo_.size() >= kMaxUnknown)) {
+    auto& [h, expiry] = unknown_fifo_.front();
+    auto it = unknown_.find(h);
+    if (it != unknown_.end() && it->second == expiry) unknown_.erase(it);
+    unknown_fifo_.pop_front();
+  }
+  int64_t expiry = now + kUnknownTtlMs;
+  unknown_[hash] = expiry;
+  unknown_fifo_.emplace_back(hash, expiry);
+}
+
+bool KeyCache::TryBeginLookup() {
+  if (lookups_in_flight_.fetch_add(1, std::memory_order_acq_rel) >= kMaxLookupsInFlight) {
+    lookups_in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+    return false;
+  }
+  return true;
 }
 
 Status KeyCache::LoadFromStore(const std::string& hash, std::shared_ptr<const Principal>* out) {
+  struct Release {
+    KeyCache* cache;
+    ~Release() { cache->EndLookup(); }
+  } release{this};
+  obs::Metrics::Get().Inc(obs::Counter::kAuthStoreLookups);
   auto r = store_->FindKeyByHash(hash);
   if (!r.ok()) {
-    if (r.status().IsNotFound()) return Status::Unauthorized("unknown API key");
+    if (r.status().IsNotFound()) {
+      RememberUnknown(hash);
+      obs::Metrics::Get().Inc(obs::Counter::kAuthUnknown);
+      return Status::Unauthorized("unknown API key");
+    }
     return r.status();
   }
   Insert(r.value());
-  if (r->revoked_at_ms) return Status::Unauthorized("this API key has been revoked");
-  if (Find(hash, out) != Lookup::kFound) return Status::Unauthorized("unknown API key");
+  if (r->revoked_at_ms) {
+    obs::Metrics::Get().Inc(obs::Counter::kAuthRevoked);
+    return Status::Unauthorized("this API key has been revoked");
+  }
+  if (Find(hash, out) != Lookup::kFound) {
+    obs::Metrics::Get().Inc(obs::Counter::kAuthUnknown);
+    return Status::Unauthorized("unknown API key");
+  }
   return Status::Ok();
 }
 
@@ -65,6 +117,10 @@ void KeyCache::Insert(const ApiKey& key) {
   e->revoked = revoked;
   e->tokens = rate_;
   e->last_refill_ns = clock_->MonoNs();
+  {
+    std::lock_guard ulock(unknown_mu_);
+    unknown_.erase(key.hash);  // its FIFO entry expires on its own
+  }
   bool newly_revoked = false;
   {
     std::unique_lock lock(mu_);

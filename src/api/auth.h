@@ -5,11 +5,19 @@
 // Either way the revocation listener hears of it, so that what the key holds
 // open (live tails, parked receives) ends too.
 // Per-key rate limiting lives here too (token bucket per key).
+//
+// Unknown keys: a key the store does not know is remembered (by hash, in a
+// bounded FIFO) for kUnknownTtlMs, so a client repeating a wrong key costs no
+// store lookup; a key created through this node's API is forgotten there at
+// once (Insert), one created elsewhere becomes valid within kUnknownTtlMs.
+// Store lookups in flight are bounded (kMaxLookupsInFlight): beyond, the
+// request is shed (503) instead of queueing on the blocking pool.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -38,12 +46,25 @@ class KeyCache {
   KeyCache(store::KeyStore* store, Clock* clock, const std::optional<std::string>& env_admin_key,
            double rate_limit_per_s);
 
-  enum class Lookup { kFound, kRejected, kMiss };
+  static constexpr int64_t kUnknownTtlMs = 3'000;
+  static constexpr size_t kMaxUnknown = 50'000;
+  static constexpr int kMaxLookupsInFlight = 64;
+
+  enum class Lookup { kFound, kRejected, kUnknown, kMiss };
   // Memory only (no I/O, no lock held by all requests): kFound fills *out;
-  // kRejected for a known revoked key; kMiss when the store must be asked.
+  // kRejected for a known revoked key; kUnknown for a key the store did not
+  // know within kUnknownTtlMs; kMiss when the store must be asked.
   Lookup Find(const std::string& hash, std::shared_ptr<const Principal>* out);
-  // Asks the store (blocking I/O). Unauthorized / Unavailable / Ok.
+  // Reserves one of kMaxLookupsInFlight store lookups; false when all are
+  // taken (the caller sheds the request). LoadFromStore releases it, or
+  // EndLookup() when the lookup does not happen after all.
+  bool TryBeginLookup();
+  void EndLookup() { lookups_in_flight_.fetch_sub(1, std::memory_order_acq_rel); }
+  // Asks the store (blocking I/O) after TryBeginLookup(). Unauthorized /
+  // Unavailable / Ok. An unknown key is remembered (see above). Counts its
+  // lookup and its 401s in the auth metrics.
   Status LoadFromStore(const std::string& hash, std::shared_ptr<const Principal>* out);
+  // Caches `key` and forgets it as unknown (a key created through this node).
   void Insert(const ApiKey& key);
   // Marks the key revoked; the listener hears of it unless the cache already
   // knew. A hash the cache does not hold is passed on too (its entry may
@@ -69,6 +90,8 @@ class KeyCache {
     int64_t last_refill_ns = 0;
   };
   std::shared_ptr<Entry> Get(const std::string& hash);
+  bool IsKnownUnknown(const std::string& hash);
+  void RememberUnknown(const std::string& hash);
 
   store::KeyStore* store_;
   Clock* clock_;
@@ -78,6 +101,12 @@ class KeyCache {
   int64_t last_refresh_ms_ = 0;
   std::string env_admin_hash_;
   RevokedListener on_revoked_;
+  // Unknown keys: hash -> expiry (ms); `unknown_fifo_` in insertion (= expiry)
+  // order bounds the map and expires it from the front.
+  std::mutex unknown_mu_;
+  std::unordered_map<std::string, int64_t> unknown_;
+  std::deque<std::pair<std::string, int64_t>> unknown_fifo_;
+  std::atomic<int> lookups_in_flight_{0};
   static constexpr size_t kMaxEntries = 100000;
 };
 

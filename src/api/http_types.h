@@ -23,6 +23,7 @@ struct Request {
   bool has_body = false;  // a body (or Content-Length > 0) was sent
   std::string_view authorization;
   std::string_view x_api_key;
+  bool repeated_credential_header = false;  // Authorization or X-API-Key sent twice
   std::string_view content_type;
   std::string_view idempotency_key;
   bool has_idempotency_key = false;

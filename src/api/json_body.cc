@@ -2,18 +2,23 @@
 
 #include <boost/json/stream_parser.hpp>
 
+#include "core/json_reader.h"
+
 namespace triggers::api {
 
 Status ParseJsonObject(std::string_view body, boost::json::object* out) {
-  if (body.empty()) return Status::InvalidJson("body is empty; expected a JSON object");
+  // The rules (syntax, depth, duplicate keys, an object) are the one reader's,
+  // the same as on the ingest path; Boost.JSON only builds the DOM.
+  if (Status s = core::ThreadJsonReader().Check(body); !s.ok()) return s;
   boost::json::parse_options opts;
-  opts.max_depth = 64;
+  opts.max_depth = core::kMaxJsonDepth;
   boost::json::stream_parser p(boost::json::storage_ptr(), opts);
   boost::system::error_code ec;
   size_t n = p.write_some(body.data(), body.size(), ec);
   if (!ec && n < body.size()) ec = boost::json::error::extra_data;
   if (!ec) p.finish(ec);
   if (ec) {
+    // Text the reader takes but Boost.JSON does not (e.g. a number beyond a double).
     return Status::InvalidJson("body is not valid JSON at byte " + std::to_string(n) + ": " +
                                ec.message());
   }

@@ -1,6 +1,6 @@
-// Parsing request bodies of the management API with Boost.JSON (not a hot
-// path): syntax errors become invalid_json with the byte offset, a depth
-// limit keeps hostile nesting harmless.
+// Parsing request bodies of the management API (not a hot path): the body is
+// checked by the one JSON reader of every body (core/json_reader.h: syntax,
+// depth, duplicate keys), then Boost.JSON builds the DOM.
 #pragma once
 
 #include <boost/json/value.hpp>
@@ -10,7 +10,8 @@
 
 namespace triggers::api {
 
-// Parses `body` as a JSON object into `out`.
+// Parses `body` as a JSON object into `out`. InvalidJson (syntax, depth, a
+// duplicate key, named) or Validation (not an object).
 Status ParseJsonObject(std::string_view body, boost::json::object* out);
 
 // Rejects any member of `obj` not in `allowed` (validation_error naming it).

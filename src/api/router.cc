@@ -4,6 +4,7 @@
 #include "core/crypto.h"
 #include "core/keys.h"
 #include "obs/logger.h"
+#include "obs/metrics.h"
 
 namespace triggers::api {
 namespace {
@@ -170,30 +171,54 @@ void Router::Handle(const Request& req, Respond respond) {
     return Authorized(req, std::move(call), found, std::move(respond));
   }
 
+  auto fail = [&](obs::Counter reason, int status, std::string_view code, std::string_view msg) {
+    obs::Metrics::Get().Inc(reason);
+    respond(ErrorResponse(status, code, msg, rid));
+  };
+  // One credential per request: a repeated header, or two headers naming
+  // different keys, is ambiguous (a proxy may have added one), so refused.
+  if (req.repeated_credential_header) {
+    return fail(obs::Counter::kAuthAmbiguous, 400, "invalid_request",
+                "send one Authorization or one X-API-Key header, not several");
+  }
   if (!req.authorization.empty() && core::ExtractKey(req.authorization, {}).empty()) {
-    return respond(
-        ErrorResponse(401, "unauthorized", "the Authorization header must be 'Bearer <key>'", rid));
+    return fail(obs::Counter::kAuthMalformed, 401, "unauthorized",
+                "the Authorization header must be 'Bearer <key>'");
+  }
+  if (!req.authorization.empty() && !req.x_api_key.empty() &&
+      core::ExtractKey(req.authorization, {}) != req.x_api_key) {
+    return fail(obs::Counter::kAuthAmbiguous, 400, "invalid_request",
+                "Authorization and X-API-Key name different keys; send one");
   }
   std::string_view key = core::ExtractKey(req.authorization, req.x_api_key);
   if (key.empty()) {
-    return respond(ErrorResponse(401, "unauthorized",
-                                 "missing API key: send Authorization: Bearer <key> or X-API-Key",
-                                 rid));
+    return fail(obs::Counter::kAuthMissing, 401, "unauthorized",
+                "missing API key: send Authorization: Bearer <key> or X-API-Key");
   }
-  if (key.size() > 256) return respond(ErrorResponse(401, "unauthorized", "unknown API key", rid));
+  if (key.size() > 256)
+    return fail(obs::Counter::kAuthUnknown, 401, "unauthorized", "unknown API key");
   std::string hash = core::Sha256(key);
   switch (ctx_->keys->Find(hash, &call.who)) {
     case KeyCache::Lookup::kFound:
       break;
     case KeyCache::Lookup::kRejected:
-      return respond(ErrorResponse(401, "unauthorized", "this API key has been revoked", rid));
+      return fail(obs::Counter::kAuthRevoked, 401, "unauthorized", "this API key has been revoked");
+    case KeyCache::Lookup::kUnknown:
+      obs::Metrics::Get().Inc(obs::Counter::kAuthNegativeHits);
+      return fail(obs::Counter::kAuthUnknown, 401, "unauthorized", "unknown API key");
     case KeyCache::Lookup::kMiss: {
       if (!core::LooksLikeApiKey(key)) {
-        return respond(ErrorResponse(401, "unauthorized", "unknown API key", rid));
+        return fail(obs::Counter::kAuthUnknown, 401, "unauthorized", "unknown API key");
+      }
+      if (!ctx_->keys->TryBeginLookup()) {
+        obs::Metrics::Get().Inc(obs::Counter::kAuthLookupsShed);
+        Response r = ErrorResponse(503, "unavailable", "server busy; retry later", rid);
+        r.headers.emplace_back("Retry-After", "1");
+        return respond(std::move(r));
       }
       // Not cached: ask the store on the blocking pool, then continue there.
       auto task = [this, &req, call = std::move(call), found, respond, hash]() mutable {
-        Status s = ctx_->keys->LoadFromStore(hash, &call.who);
+        Status s = ctx_->keys->LoadFromStore(hash, &call.who);  // counts its own 401s
         if (!s.ok()) return respond(StatusResponse(s, req.request_id));
         if (!ctx_->keys->AllowRequest(hash)) {
           return respond(ErrorResponse(429, "rate_limited", "rate limit of this key exceeded",
@@ -202,6 +227,7 @@ void Router::Handle(const Request& req, Respond respond) {
         Authorized(req, std::move(call), found, std::move(respond));
       };
       if (!ctx_->run_blocking(std::move(task))) {
+        ctx_->keys->EndLookup();  // the task that would have released it never runs
         return respond(ErrorResponse(503, "unavailable", "server busy; retry later", rid));
       }
       return;

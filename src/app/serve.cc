@@ -391,6 +391,7 @@ int RunServe(Config& cfg) {
       .Str("store", cfg.store)
       .Str("version", TRIGGERS_VERSION)
       .Int("io_threads", so.io_threads)
+      .Int("open_file_limit", static_cast<int64_t>(std::min<size_t>(server.fd_limit(), INT64_MAX)))
       .Emit();
   {
     Maintenance maintenance(st.get(), &keys, &subscriptions, cfg);

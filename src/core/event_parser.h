@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/json_reader.h"
 #include "triggers/model.h"
 #include "triggers/status.h"
 
@@ -19,12 +20,6 @@ namespace triggers::core {
 inline constexpr size_t kMaxTypeLength = 128;
 inline constexpr size_t kMaxAttributeLength = 256;
 inline constexpr size_t kMaxBatchEntries = 500;
-// The deepest nesting of arrays and objects in an event body (the body
-// itself is level 1), so `data` holds at most kMaxJsonDepth - 1 levels. The
-// one limit of ingest validation and of filter matching, which parses a
-// stored `data` with Boost.JSON's max_depth set to it: every event ingest
-// accepts can be matched.
-inline constexpr int kMaxJsonDepth = 128;
 
 // True when `type` is 1-128 chars of [A-Za-z0-9._:/-].
 bool IsValidEventType(std::string_view type);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/ids.h"
+#include "http/http_checks.h"
 #include "obs/logger.h"
 #include "obs/metrics.h"
 #include "triggers/clock.h"
@@ -39,6 +40,13 @@ bool IsPrintableId(std::string_view s) {
 }
 
 std::string_view Sv(beast::string_view s) { return {s.data(), s.size()}; }
+
+constexpr auto kAcceptPauseExhausted = std::chrono::milliseconds(100);
+constexpr auto kAcceptPauseOther = std::chrono::milliseconds(10);
+constexpr auto kAcceptLogEvery = std::chrono::seconds(10);
+// Descriptors the process needs besides connections (store files, event
+// loops, the webhook client, logs): for the start-up warning only.
+constexpr size_t kFdOverhead = 64;
 
 }  // namespace
 
@@ -129,9 +137,11 @@ struct Server::Impl {
         acceptor(ioc),
         signals(ioc, SIGINT, SIGTERM),
         blocking(static_cast<size_t>(opts.blocking_threads)),
-        drain_timer(ioc) {}
+        drain_timer(ioc),
+        accept_timer(ioc) {}
 
   void Accept();
+  void OnAcceptError(const beast::error_code& ec);
   void BeginShutdown();
   void CheckDrained();
 
@@ -154,16 +164,24 @@ struct Server::Impl {
   std::atomic<int> blocking_pending{0};
   net::steady_timer drain_timer;
   std::chrono::steady_clock::time_point drain_deadline;
+  // Accept errors: paused on a timer, logged at most once per kAcceptLogEvery.
+  net::steady_timer accept_timer;
+  std::chrono::steady_clock::time_point last_accept_log{};
+  uint64_t accept_errors_unlogged = 0;
   std::function<void()> on_signal;
   std::atomic<bool> stopping{false};
+  size_t fd_limit = 0;  // RLIMIT_NOFILE after Listen() raised it
 };
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, Server::Impl* srv, int home)
+  // `reserve`: accepted beyond --max-connections, from the reserve; it may
+  // serve one request to a reserved path (IsReservedPath), then closes.
+  Session(tcp::socket&& socket, Server::Impl* srv, int home, bool reserve)
       : stream_(std::move(socket)),
         srv_(srv),
         home_(home),
+        reserve_(reserve),
         // Bounded: Beast 1.81 does not limit a chunk-size line or the trailer,
         // so without this a chunked body could grow the buffer without end.
         buffer_(srv->opts.max_header + srv->opts.max_body + 64 * 1024) {}
@@ -198,13 +216,20 @@ class Session : public std::enable_shared_from_this<Session> {
     if (srv_->stopping.load()) return Close();
     if (buffer_.size() > 0) return ReadHeader();  // pipelined bytes already here
     idle_ = true;
-    stream_.expires_after(std::chrono::milliseconds(srv_->opts.idle_timeout_ms));
+    // Before the first request the header timeout runs from accept (a silent
+    // connection cannot hold a slot for the idle timeout); between requests
+    // of a keep-alive connection the idle timeout applies.
+    stream_.expires_after(std::chrono::milliseconds(served_ ? srv_->opts.idle_timeout_ms
+                                                            : srv_->opts.request_timeout_ms));
     stream_.async_read_some(buffer_.prepare(8192),
                             beast::bind_front_handler(&Session::OnFirstBytes, shared_from_this()));
   }
 
   void OnFirstBytes(beast::error_code ec, size_t n) {
     idle_ = false;
+    if (ec == beast::error::timeout && !served_) {
+      obs::Metrics::Get().Inc(obs::Counter::kConnHeaderTimeout);
+    }
     if (ec) return Close();
     buffer_.commit(n);
     ReadHeader();
@@ -215,8 +240,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<uint32_t>(srv_->opts.max_header));
     parser_->body_limit(srv_->opts.max_body);
     start_ns_ = SystemClock()->MonoNs();
-    // The whole request (header and body) must arrive within the read timeout.
-    stream_.expires_after(std::chrono::milliseconds(srv_->opts.request_timeout_ms));
+    // The whole request (header and body) must arrive within the read timeout;
+    // for the first request of a connection it has run since accept.
+    if (served_) stream_.expires_after(std::chrono::milliseconds(srv_->opts.request_timeout_ms));
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
   }
@@ -225,8 +251,32 @@ class Session : public std::enable_shared_from_this<Session> {
     // Beast's header_limit can miss a block that arrives in one piece; the
     // byte count of the header read is exact.
     if (!ec && header_bytes > srv_->opts.max_header) ec = bhttp::error::header_limit;
+    if (ec == beast::error::timeout) obs::Metrics::Get().Inc(obs::Counter::kConnHeaderTimeout);
     if (ec) return OnReadError(ec);
     auto& m = parser_->get();
+    if (m.find(bhttp::field::transfer_encoding) != m.end()) {
+      // Framing that Beast would honour but a front proxy may read otherwise
+      // (request smuggling): refused before any body byte is read.
+      if (m.version() < 11) {
+        return Refuse(400, "invalid_request",
+                      "Transfer-Encoding is not allowed in an HTTP/1.0 request");
+      }
+      std::vector<std::string_view> codings;
+      for (auto [it, end] = m.equal_range(bhttp::field::transfer_encoding); it != end; ++it) {
+        codings.push_back(Sv(it->value()));
+      }
+      if (!IsPlainChunked(codings)) {
+        return Refuse(501, "not_implemented",
+                      "the only Transfer-Encoding supported is chunked (alone, once)");
+      }
+    }
+    if (reserve_ && !IsReservedPath(Sv(m.target()))) {
+      obs::Metrics::Get().Inc(obs::Counter::kConnReserveRefused);
+      return Refuse(503, "unavailable",
+                    "too many connections (--max-connections); only /health and /metrics "
+                    "answer now",
+                    /*retry_after=*/true);
+    }
     auto expect = m.find(bhttp::field::expect);
     if (expect != m.end() && beast::iequals(expect->value(), "100-continue")) {
       // curl sends Expect: 100-continue for larger bodies and waits for this.
@@ -245,6 +295,20 @@ class Session : public std::enable_shared_from_this<Session> {
     if (parser_->is_done()) return OnRead({}, 0);
     bhttp::async_read(stream_, buffer_, *parser_,
                       beast::bind_front_handler(&Session::OnRead, shared_from_this()));
+  }
+
+  // Answers a request whose header was read, without reading its body, and
+  // closes the connection after the answer.
+  void Refuse(int status, std::string_view code, std::string_view message,
+              bool retry_after = false) {
+    request_id_ = core::NewId("req_", SystemClock()->NowMs());
+    keep_alive_req_ = false;
+    // The views of the previous request point into a parser that is gone.
+    req_ = api::Request{};
+    api::Response r = api::ErrorResponse(status, code, message, request_id_);
+    if (retry_after) r.headers.emplace_back("Retry-After", "1");
+    r.close = true;
+    Write(std::move(r));
   }
 
   void OnReadError(beast::error_code ec) {
@@ -291,6 +355,8 @@ class Session : public std::enable_shared_from_this<Session> {
     req_.has_body = !m.body().empty();
     req_.authorization = Sv(m[bhttp::field::authorization]);
     req_.x_api_key = Sv(m["X-API-Key"]);
+    req_.repeated_credential_header =
+        m.count(bhttp::field::authorization) > 1 || m.count("X-API-Key") > 1;
     req_.content_type = Sv(m[bhttp::field::content_type]);
     auto idem = m.find("Idempotency-Key");
     req_.has_idempotency_key = idem != m.end();
@@ -314,7 +380,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res.result(static_cast<unsigned>(r.status));
     SetCommonHeaders(res, r);
     res.body() = std::move(r.body);
-    keep_alive_ = keep_alive_req_ && !r.close && !srv_->stopping.load();
+    keep_alive_ = keep_alive_req_ && !r.close && !srv_->stopping.load() && !reserve_;
     res.keep_alive(keep_alive_);
     res.prepare_payload();
     LogRequest(r);
@@ -438,6 +504,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnWrite(beast::error_code ec, size_t) {
     if (ec || !keep_alive_) return Close();
     res_.reset();
+    served_ = true;
     WaitForRequest();
   }
 
@@ -450,7 +517,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream_;
   Server::Impl* srv_;
-  int home_;  // index of the event loop (and I/O thread) that owns this connection
+  int home_;             // index of the event loop (and I/O thread) that owns this connection
+  bool reserve_;         // accepted from the reserve beyond --max-connections
+  bool served_ = false;  // a response was written: the idle timeout applies now
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<bhttp::response<bhttp::string_body>> res_;
@@ -482,17 +551,48 @@ void Server::Impl::Accept() {
   acceptor.async_accept(*loops[home], [this, home](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (stopping.load() || ec == net::error::operation_aborted) return;
-      obs::LogLine(obs::Level::kWarn, "accept failed").Str("error", ec.message()).Emit();
-    } else if (active.load() >= opts.max_connections) {
+      return OnAcceptError(ec);
+    }
+    size_t n = active.load();
+    if (n >= opts.max_connections + opts.reserve_connections) {
       beast::error_code ignored;
-      socket.close(ignored);  // bounded connections: refuse beyond the limit
+      socket.close(ignored);  // bounded connections: refuse beyond the limit and its reserve
+      obs::Metrics::Get().Inc(obs::Counter::kConnOverLimit);
     } else {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
       active.fetch_add(1);
-      std::make_shared<Session>(std::move(socket), this, home)->Start();
+      bool reserve = n >= opts.max_connections;
+      std::make_shared<Session>(std::move(socket), this, home, reserve)->Start();
     }
     if (!stopping.load()) Accept();
+  });
+}
+
+// A failed accept leaves the pending connection in the backlog: retrying at
+// once fails again (EMFILE) and spins, so accepting pauses; the log says so
+// at most once per kAcceptLogEvery, with the count of failures meanwhile.
+void Server::Impl::OnAcceptError(const beast::error_code& ec) {
+  bool exhausted =
+      ec.category() == boost::system::system_category() && IsResourceExhaustion(ec.value());
+  obs::Metrics::Get().Inc(exhausted ? obs::Counter::kAcceptFdLimit : obs::Counter::kAcceptOther);
+  ++accept_errors_unlogged;
+  auto now = std::chrono::steady_clock::now();
+  if (last_accept_log == std::chrono::steady_clock::time_point{} ||
+      now - last_accept_log >= kAcceptLogEvery) {
+    auto pause = exhausted ? kAcceptPauseExhausted : kAcceptPauseOther;
+    obs::LogLine(obs::Level::kWarn,
+                 exhausted ? "accept paused: out of file descriptors or memory" : "accept failed")
+        .Str("error", ec.message())
+        .Int("failures", static_cast<int64_t>(accept_errors_unlogged))
+        .Int("pause_ms", std::chrono::duration_cast<std::chrono::milliseconds>(pause).count())
+        .Emit();
+    last_accept_log = now;
+    accept_errors_unlogged = 0;
+  }
+  accept_timer.expires_after(exhausted ? kAcceptPauseExhausted : kAcceptPauseOther);
+  accept_timer.async_wait([this](beast::error_code wec) {
+    if (!wec && !stopping.load()) Accept();
   });
 }
 
@@ -504,6 +604,7 @@ void Server::Impl::BeginShutdown() {
   if (on_signal) on_signal();
   beast::error_code ec;
   acceptor.close(ec);
+  accept_timer.cancel();
   signals.cancel(ec);
   std::vector<std::shared_ptr<Session>> live;
   {
@@ -551,6 +652,19 @@ Result<int> BindSocket(const std::string& host, uint16_t port) {
 }
 
 Status Server::Listen() {
+  size_t fd_limit = RaiseFdLimit();
+  impl_->fd_limit = fd_limit;
+  size_t need = impl_->opts.max_connections + impl_->opts.reserve_connections + kFdOverhead;
+  if (fd_limit != 0 && fd_limit < need) {
+    obs::LogLine(obs::Level::kWarn,
+                 "--max-connections does not fit in the open-file limit: raise ulimit -n "
+                 "(LimitNOFILE) or lower --max-connections")
+        .Int("max_connections", static_cast<int64_t>(impl_->opts.max_connections))
+        .Int("reserve_connections", static_cast<int64_t>(impl_->opts.reserve_connections))
+        .Int("open_file_limit", static_cast<int64_t>(fd_limit))
+        .Int("needed", static_cast<int64_t>(need))
+        .Emit();
+  }
   beast::error_code ec;
   auto addr = net::ip::make_address(impl_->opts.host, ec);
   if (ec) {
@@ -575,6 +689,8 @@ Status Server::Listen() {
 }
 
 uint16_t Server::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+size_t Server::fd_limit() const { return impl_->fd_limit; }
 
 void Server::Run(std::function<void()> on_signal) {
   impl_->on_signal = std::move(on_signal);

@@ -22,6 +22,12 @@ struct ServerOptions {
   size_t max_body = 256 * 1024;
   size_t max_header = 16 * 1024;
   size_t max_connections = 10000;
+  // Connections accepted beyond max_connections, each for one request to
+  // /health, /health/* or /metrics (others get 503 with Retry-After: 1), so
+  // probes and scrapes still answer at the limit. Beyond it: closed at once.
+  size_t reserve_connections = 16;
+  // The header of a connection's first request must arrive within this from
+  // accept; each later request within this from its first byte.
   int64_t request_timeout_ms = 10'000;
   int64_t idle_timeout_ms = 60'000;
   int64_t shutdown_grace_ms = 10'000;
@@ -41,9 +47,12 @@ class Server {
   Server(ServerOptions options, api::Router* router, api::Context* ctx);
   ~Server();
 
-  // Binds and listens. After Ok, port() is the bound port.
+  // Raises the soft RLIMIT_NOFILE to the hard limit (warns when
+  // max_connections and its reserve do not fit), binds and listens. After Ok,
+  // port() is the bound port and fd_limit() the open-file limit now in force.
   Status Listen();
   uint16_t port() const;
+  size_t fd_limit() const;
 
   // Runs the I/O threads until SIGINT/SIGTERM (or Shutdown()), then drains:
   // stops accepting, lets in-flight requests finish (bounded by

@@ -1,6 +1,7 @@
 #include "obs/metrics.h"
 
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -56,6 +57,71 @@ struct Registry {
   std::mutex mu;
   std::vector<std::shared_ptr<Shard>> shards;
 };
+
+// The families of Counter, in the enum's order; a family's series are adjacent.
+struct CounterInfo {
+  std::string_view family;
+  std::string_view help;
+  std::string_view labels;  // e.g. reason="fd_limit"; empty: no label
+};
+constexpr std::array<CounterInfo, static_cast<size_t>(Counter::kCount)> kCounterInfo = {{
+    {"triggers_http_accept_errors_total",
+     "Failed accept() calls: fd_limit (out of file descriptors, accepting pauses 100 ms) or "
+     "other.",
+     "reason=\"fd_limit\""},
+    {"triggers_http_accept_errors_total", "", "reason=\"other\""},
+    {"triggers_http_connections_refused_total",
+     "Connections refused for --max-connections: closed at once (beyond the reserve), or "
+     "answered 503 from the reserve (a route other than /health and /metrics).",
+     "reason=\"closed\""},
+    {"triggers_http_connections_refused_total", "", "reason=\"reserve_503\""},
+    {"triggers_http_header_timeouts_total",
+     "Connections closed because a request header did not arrive within --request-timeout.", ""},
+    {"triggers_auth_failures_total",
+     "Requests refused 401 or 400 for their credentials, by reason.", "reason=\"missing\""},
+    {"triggers_auth_failures_total", "", "reason=\"malformed\""},
+    {"triggers_auth_failures_total", "", "reason=\"unknown\""},
+    {"triggers_auth_failures_total", "", "reason=\"revoked\""},
+    {"triggers_auth_failures_total", "", "reason=\"ambiguous\""},
+    {"triggers_auth_store_lookups_total",
+     "API keys looked up in the store (not in the key cache nor the unknown-key cache).", ""},
+    {"triggers_auth_negative_cache_hits_total",
+     "Requests with an unknown key answered 401 from the unknown-key cache, without the store.",
+     ""},
+    {"triggers_auth_store_lookups_shed_total",
+     "Key lookups refused 503 because too many were already waiting for the store.", ""},
+}};
+
+// Every Counter has its row (a missing initializer would leave an empty one).
+static_assert(!kCounterInfo.back().family.empty(), "a Counter without its row in kCounterInfo");
+
+std::array<std::atomic<uint64_t>, static_cast<size_t>(Counter::kCount)> g_counters{};
+
+void RenderCounters(std::string& out) {
+  std::string_view family;
+  for (size_t i = 0; i < kCounterInfo.size(); ++i) {
+    const CounterInfo& c = kCounterInfo[i];
+    if (c.family != family) {
+      family = c.family;
+      out += "# HELP ";
+      out += c.family;
+      out += ' ';
+      out += c.help;
+      out += "\n# TYPE ";
+      out += c.family;
+      out += " counter\n";
+    }
+    out += c.family;
+    if (!c.labels.empty()) {
+      out += '{';
+      out += c.labels;
+      out += '}';
+    }
+    out += ' ';
+    out += std::to_string(g_counters[i].load(std::memory_order_relaxed));
+    out += '\n';
+  }
+}
 
 Registry& Reg() {
   static Registry* r = new Registry();
@@ -153,6 +219,10 @@ void Histogram(std::string& out, std::string_view name, const std::array<double,
 Metrics& Metrics::Get() {
   static Metrics m;
   return m;
+}
+
+void Metrics::Inc(Counter c, uint64_t n) {
+  g_counters[static_cast<size_t>(c)].fetch_add(n, std::memory_order_relaxed);
 }
 
 void Metrics::HttpRequest(std::string_view route, int status, double seconds) {
@@ -274,6 +344,7 @@ std::string Metrics::Render(const std::function<void(std::string&)>& extra) cons
          "the event then does not match that subscription.",
          "counter");
   out += "triggers_filter_errors_total " + std::to_string(filter_errors) + "\n";
+  RenderCounters(out);
   if (extra) extra(out);
   return out;
 }

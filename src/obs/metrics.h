@@ -14,9 +14,31 @@
 
 namespace triggers::obs {
 
+// Counters of rare events that defend the server (hostile clients): each is
+// one series of a family with a fixed label value, so cardinality is fixed.
+enum class Counter {
+  kAcceptFdLimit,       // triggers_http_accept_errors_total{reason="fd_limit"}
+  kAcceptOther,         // triggers_http_accept_errors_total{reason="other"}
+  kConnOverLimit,       // triggers_http_connections_refused_total{reason="closed"}
+  kConnReserveRefused,  // triggers_http_connections_refused_total{reason="reserve_503"}
+  kConnHeaderTimeout,   // triggers_http_header_timeouts_total
+  kAuthMissing,         // triggers_auth_failures_total{reason="missing"}
+  kAuthMalformed,       // ...{reason="malformed"}
+  kAuthUnknown,         // ...{reason="unknown"}
+  kAuthRevoked,         // ...{reason="revoked"}
+  kAuthAmbiguous,       // ...{reason="ambiguous"}
+  kAuthStoreLookups,    // triggers_auth_store_lookups_total
+  kAuthNegativeHits,    // triggers_auth_negative_cache_hits_total
+  kAuthLookupsShed,     // triggers_auth_store_lookups_shed_total
+  kCount
+};
+
 class Metrics {
  public:
   static Metrics& Get();
+
+  // Thread-safe, lock-free (a relaxed atomic add).
+  void Inc(Counter c, uint64_t n = 1);
 
   void HttpRequest(std::string_view route, int status, double seconds);
   void EventsIngested(std::string_view tenant, uint64_t n);
