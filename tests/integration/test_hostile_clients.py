@@ -198,11 +198,13 @@ class SilentConnectionTests(ServerTestCase):
         opened = time.monotonic()
         try:
             # The reserve answers the probes at once...
+            # (At once: well under the 60 s a silent socket held a slot for;
+            # the bound leaves room for a loaded machine.)
             t0 = time.monotonic()
-            r = srv.request("GET", "/health", timeout=1)
+            r = srv.request("GET", "/health", timeout=3)
             self.assertEqual(r.status, 200)
-            self.assertLess(time.monotonic() - t0, 1.0)
-            self.assertEqual(srv.request("GET", "/metrics", timeout=1).status, 200)
+            self.assertLess(time.monotonic() - t0, 3.0)
+            self.assertEqual(srv.request("GET", "/metrics", timeout=3).status, 200)
             # ...and refuses every other route with 503 and Retry-After.
             with RawConn(srv) as c:
                 c.send(b"GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
