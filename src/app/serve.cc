@@ -190,8 +190,11 @@ class Maintenance {
 
   void RunPurge() {
     pthread_setname_np(pthread_self(), "trg-purge");
-    while (Sleep(PurgeOnce() ? std::chrono::milliseconds(cfg_.purge_interval_ms) : kPurgePause)) {
-    }
+    const std::chrono::milliseconds interval(cfg_.purge_interval_ms);
+    bool complete;
+    do {
+      complete = PurgeOnce();
+    } while (Sleep(complete ? interval : kPurgePause));
   }
 
   // One bounded pass; true when it left nothing expired behind (or failed:
