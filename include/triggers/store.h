@@ -8,6 +8,7 @@
 // callers turn that into a 503; a write that returned an error did not commit.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -113,11 +114,32 @@ class EventStore {
   // types; otherwise only that type, examining at most kTypeFilterScanBudget rows.
   virtual Result<EventPage> ListEvents(const std::string& tenant, const std::string& type,
                                        const ListOptions& opts) = 0;
-  // Deletes events received before `events_before_ms` and idempotency records
-  // created before `idempotency_before_ms`, in bounded chunks. Returns the
-  // number of events deleted.
-  virtual Result<int64_t> Purge(int64_t events_before_ms, int64_t idempotency_before_ms,
-                                int64_t now_ms) = 0;
+  // Retention (see Purge). Four kinds of work, each done in chunks of at most
+  // `chunk_rows` rows, every chunk its own short transaction (on SQLite the
+  // write lock is released between chunks, so ingest commits interleave).
+  struct PurgeLimits {
+    int chunk_rows = 1000;
+    // No chunk starts after this, except that every kind with work left gets
+    // one chunk per pass (so none starves behind another): a pass lasts at
+    // most until the deadline plus one round of four chunks.
+    std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  };
+  struct PurgeCounts {
+    int64_t events = 0;       // events deleted
+    int64_t deliveries = 0;   // finished deliveries deleted (with their attempts)
+    int64_t orphans = 0;      // unfinished deliveries of purged events made dead
+    int64_t idempotency = 0;  // idempotency records deleted
+    int64_t chunks = 0;       // transactions committed
+    bool complete = true;     // false: the deadline stopped the pass with work left
+  };
+  // One retention pass: deletes events received before `events_before_ms`,
+  // finished deliveries last updated before it (with their attempts) and
+  // idempotency records created before `idempotency_before_ms`; unfinished
+  // deliveries whose event is gone become dead (updated_at = `now_ms`). A pass
+  // cut short by the deadline (complete = false) is continued by the next
+  // one; what a chunk committed stays committed when a later chunk fails.
+  virtual Result<PurgeCounts> Purge(int64_t events_before_ms, int64_t idempotency_before_ms,
+                                    int64_t now_ms, const PurgeLimits& limits) = 0;
 };
 
 // Subscriptions and the per-tenant generation that orders their changes

@@ -28,6 +28,7 @@
 #include "obs/logger.h"
 #include "store/migrations.h"
 #include "store/postgres/pg_conn.h"
+#include "store/purge_chunks.h"
 #include "triggers/store.h"
 
 namespace triggers::store {
@@ -363,42 +364,51 @@ class PgStore final : public Store {
     return page;
   }
 
-  Result<int64_t> Purge(int64_t events_before_ms, int64_t idem_before_ms, int64_t now_ms) override {
+  // Every chunk is one statement in its own transaction, committed without
+  // waiting for the WAL flush (a purge lost in a crash is simply done again).
+  // Nodes purging at once may pick the same rows: the outer conditions are
+  // re-checked on the current row version, so a row changed meanwhile (a
+  // retried delivery) is left alone.
+  Result<PurgeCounts> Purge(int64_t events_before_ms, int64_t idem_before_ms, int64_t now_ms,
+                            const PurgeLimits& limits) override {
     CONN_OR_RETURN(c);
-    int64_t deleted = 0;
-    // Chunks, each its own short transaction.
-    for (;;) {
-      static const char kPurge[] =
-          "DELETE FROM events WHERE (tenant,id) IN (SELECT tenant,id FROM events WHERE "
-          "received_at<$1 LIMIT 1000)";
-      ROWS_OR_RETURN(r, c->Run(kPurge, Params().Add(events_before_ms)));
-      deleted += r.Affected();
-      if (r.Affected() < 1000) break;
-    }
-    // Finished deliveries (and their attempts) age out with the events.
-    Status s = c->Txn(true, [&]() -> Status {
-      static const char kAttempts[] =
-          "DELETE FROM delivery_attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE "
-          "next_attempt_at IS NULL AND updated_at<$1)";
-      if (auto r = c->Run(kAttempts, Params().Add(events_before_ms)); !r.ok()) return r.status();
-      static const char kDeliveries[] =
-          "DELETE FROM deliveries WHERE next_attempt_at IS NULL AND updated_at<$1";
-      if (auto r = c->Run(kDeliveries, Params().Add(events_before_ms)); !r.ok()) {
-        return r.status();
-      }
-      // Unfinished deliveries whose event is gone can never be sent: dead.
-      static const char kOrphans[] =
-          "UPDATE deliveries SET status='dead', next_attempt_at=NULL, receipt=NULL, "
-          "last_error='the event was purged by retention', updated_at=$1 WHERE "
-          "next_attempt_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM events e WHERE "
-          "e.tenant=deliveries.tenant AND e.id=deliveries.event_id)";
-      if (auto r = c->Run(kOrphans, Params().Add(now_ms)); !r.ok()) return r.status();
-      static const char kIdem[] = "DELETE FROM idempotency WHERE created_at<$1";
-      if (auto r = c->Run(kIdem, Params().Add(idem_before_ms)); !r.ok()) return r.status();
-      return Status::Ok();
-    });
-    if (!s.ok()) return s;
-    return deleted;
+    auto chunk = [&c](const char* sql, int64_t bound, int limit) -> Result<int64_t> {
+      int64_t n = 0;
+      Status s = c->Txn(true, [&]() -> Status {
+        auto r = c->Run(sql, Params().Add(bound).Add(static_cast<int64_t>(limit)));
+        if (!r.ok()) return r.status();
+        n = r.value().Affected();
+        return Status::Ok();
+      });
+      if (!s.ok()) return s;
+      return n;
+    };
+    static const char kEvents[] =
+        "DELETE FROM events WHERE (tenant,id) IN (SELECT tenant,id FROM events WHERE "
+        "received_at<$1 LIMIT $2) AND received_at<$1";
+    // Finished deliveries (and their attempts) age out with the events; found
+    // through the partial index deliveries_finished.
+    static const char kFinished[] =
+        "WITH d AS (DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE "
+        "next_attempt_at IS NULL AND updated_at<$1 LIMIT $2) AND next_attempt_at IS NULL AND "
+        "updated_at<$1 RETURNING id), a AS (DELETE FROM delivery_attempts WHERE delivery_id IN "
+        "(SELECT id FROM d)) SELECT id FROM d";
+    // Unfinished deliveries whose event is gone can never be sent: dead.
+    static const char kOrphans[] =
+        "UPDATE deliveries SET status='dead', next_attempt_at=NULL, receipt=NULL, "
+        "last_error='the event was purged by retention', updated_at=$1 WHERE id IN (SELECT id "
+        "FROM deliveries d WHERE next_attempt_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+        "events e WHERE e.tenant=d.tenant AND e.id=d.event_id) LIMIT $2) AND next_attempt_at IS "
+        "NOT NULL AND NOT EXISTS (SELECT 1 FROM events e WHERE e.tenant=deliveries.tenant AND "
+        "e.id=deliveries.event_id)";
+    static const char kIdem[] =
+        "DELETE FROM idempotency WHERE (tenant,key) IN (SELECT tenant,key FROM idempotency WHERE "
+        "created_at<$1 LIMIT $2) AND created_at<$1";
+    return RunPurgeChunks(limits,
+                          {[&](int limit) { return chunk(kEvents, events_before_ms, limit); },
+                           [&](int limit) { return chunk(kFinished, events_before_ms, limit); },
+                           [&](int limit) { return chunk(kOrphans, now_ms, limit); },
+                           [&](int limit) { return chunk(kIdem, idem_before_ms, limit); }});
   }
 
   // --- subscriptions ---------------------------------------------------------

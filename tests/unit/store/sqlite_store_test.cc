@@ -140,9 +140,10 @@ TEST_F(SqliteStoreTest, PurgeRemovesOnlyExpired) {
   for (int i = 0; i < 2500; ++i) items.push_back(Item("a", "t", 1000));
   items.push_back(Item("a", "t", 9000));
   ASSERT_TRUE(Commit(items, 9000).ok());
-  auto r = store_->Purge(5000, 0, 9000);
+  auto r = store_->Purge(5000, 0, 9000, {});
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r.value(), 2500);
+  EXPECT_EQ(r->events, 2500);
+  EXPECT_TRUE(r->complete);
   auto list = store_->ListEvents("a", "", {});
   ASSERT_EQ(list->events.size(), 1u);
   EXPECT_EQ(list->events.front().received_at_ms, 9000);

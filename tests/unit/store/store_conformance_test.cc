@@ -1782,9 +1782,13 @@ TEST_P(StoreConformance, PurgeDeletesOldEventsIdempotencyAndFinishedDeliveries) 
   ASSERT_EQ(LeaseIds(a, 9500).size(), 1u);
   Succeed(fresh[0].delivery_ids[0], 9500);
 
-  auto n = store_->Purge(5000, 5000, 10'000);
+  auto n = store_->Purge(5000, 5000, 10'000, {});
   ASSERT_OK(n);
-  EXPECT_EQ(n.value(), 3);
+  EXPECT_EQ(n->events, 3);
+  EXPECT_EQ(n->deliveries, 1);
+  EXPECT_EQ(n->orphans, 1);
+  EXPECT_EQ(n->idempotency, 1);
+  EXPECT_TRUE(n->complete);
   for (const auto& it : old) {
     EXPECT_TRUE(store_->GetEvent(kTenant, it.event.id).status().IsNotFound());
   }
@@ -1807,9 +1811,9 @@ TEST_P(StoreConformance, PurgeDeletesOldEventsIdempotencyAndFinishedDeliveries) 
   EXPECT_EQ(retry[1].outcome, IngestItem::Outcome::kDuplicate);
   EXPECT_EQ(retry[1].event.id, fresh[0].event.id);
 
-  n = store_->Purge(5000, 5000, 10'001);
+  n = store_->Purge(5000, 5000, 10'001, {});
   ASSERT_OK(n);
-  EXPECT_EQ(n.value(), 0);
+  EXPECT_EQ(n->events, 0);
 }
 
 TEST_P(StoreConformance, PurgeWorksThroughManyChunks) {
@@ -1818,9 +1822,11 @@ TEST_P(StoreConformance, PurgeWorksThroughManyChunks) {
   ASSERT_OK(Commit(items, 4000));
   std::vector<IngestItem> keep{Item(kTenant, "t", 9000), Item("other", "t", 9000)};
   ASSERT_OK(Commit(keep, 9000));
-  auto n = store_->Purge(5000, 0, 10'000);
+  auto n = store_->Purge(5000, 0, 10'000, {});
   ASSERT_OK(n);
-  EXPECT_EQ(n.value(), 2503);
+  EXPECT_EQ(n->events, 2503);
+  EXPECT_TRUE(n->complete);
+  EXPECT_GE(n->chunks, 3);  // no deadline: one pass, chunk after chunk
   auto list = store_->ListEvents(kTenant, "", {});
   ASSERT_OK(list);
   ASSERT_EQ(list->events.size(), 1u);
@@ -1828,13 +1834,76 @@ TEST_P(StoreConformance, PurgeWorksThroughManyChunks) {
   EXPECT_OK(store_->GetEvent("other", keep[1].event.id));
 }
 
+// Once its deadline has passed a pass stops after one chunk of each kind with
+// work left; passes repeated until one is complete remove everything expired
+// and nothing else.
+TEST_P(StoreConformance, PurgeStopsAtItsDeadlineAndFinishesOverPasses) {
+  Subscription a = AddSub(), b = AddSub();
+  std::vector<IngestItem> old;
+  for (int i = 0; i < 25; ++i) {
+    old.push_back(Item(kTenant, "t", 1000));
+    Idem(old.back(), "k" + std::to_string(i), "x");
+    Route(old.back(), a, 1000);
+    Route(old.back(), b, 1000);  // stays pending: an orphan once its event goes
+  }
+  ASSERT_OK(Commit(old, 1000));
+  for (const auto& id : LeaseIds(a, 2000)) Succeed(id, 2000);
+  std::vector<IngestItem> fresh{Item(kTenant, "t", 9000)};
+  Idem(fresh[0], "k-new", "y");
+  Route(fresh[0], a, 9000);
+  ASSERT_OK(Commit(fresh, 9000));
+
+  Store::PurgeLimits limits;
+  limits.chunk_rows = 10;
+  limits.deadline = std::chrono::steady_clock::now();  // passed: one round of chunks per pass
+  Store::PurgeCounts total;
+  std::vector<Store::PurgeCounts> passes;
+  while (passes.size() < 10 && (passes.empty() || !passes.back().complete)) {
+    auto n = store_->Purge(5000, 5000, 10'000, limits);
+    ASSERT_OK(n);
+    passes.push_back(n.value());
+    total.events += n->events;
+    total.deliveries += n->deliveries;
+    total.orphans += n->orphans;
+    total.idempotency += n->idempotency;
+  }
+  ASSERT_EQ(passes.size(), 3u);  // 10 + 10 + 5 of each kind
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_FALSE(passes[i].complete);
+    EXPECT_EQ(passes[i].chunks, 4);
+    EXPECT_EQ(passes[i].events, 10);
+    EXPECT_EQ(passes[i].deliveries, 10);
+    EXPECT_EQ(passes[i].orphans, 10);  // of the events the same pass deleted
+    EXPECT_EQ(passes[i].idempotency, 10);
+  }
+  EXPECT_EQ(total.events, 25);
+  EXPECT_EQ(total.deliveries, 25);
+  EXPECT_EQ(total.orphans, 25);
+  EXPECT_EQ(total.idempotency, 25);
+  for (const auto& it : old) {
+    EXPECT_TRUE(store_->GetEvent(kTenant, it.event.id).status().IsNotFound());
+    EXPECT_TRUE(store_->GetDelivery(kTenant, it.delivery_ids[0]).status().IsNotFound());
+    EXPECT_EQ(StateOf(it.delivery_ids[1]), kDeliveryDead);
+  }
+  EXPECT_OK(store_->GetEvent(kTenant, fresh[0].event.id));
+  EXPECT_EQ(StateOf(fresh[0].delivery_ids[0]), kDeliveryPending);
+  auto again = store_->Purge(5000, 5000, 10'001, limits);
+  ASSERT_OK(again);
+  EXPECT_TRUE(again->complete);
+  EXPECT_EQ(again->events + again->deliveries + again->orphans + again->idempotency, 0);
+  std::vector<IngestItem> retry{Item(kTenant, "t", 10'000)};
+  Idem(retry[0], "k-new", "y");
+  ASSERT_OK(Commit(retry, 10'000));
+  EXPECT_EQ(retry[0].outcome, IngestItem::Outcome::kDuplicate);  // the fresh record holds
+}
+
 TEST_P(StoreConformance, KeyOfAPurgedEventMakesANewEvent) {
   std::vector<IngestItem> first{Item(kTenant, "t", 1000)};
   Idem(first[0], "k", "x");
   ASSERT_OK(Commit(first, 1000));
-  auto n = store_->Purge(5000, 0, 6000);  // the event goes, its idempotency record stays
+  auto n = store_->Purge(5000, 0, 6000, {});  // the event goes, its idempotency record stays
   ASSERT_OK(n);
-  ASSERT_EQ(n.value(), 1);
+  ASSERT_EQ(n->events, 1);
   std::vector<IngestItem> again{Item(kTenant, "t", 7000)};
   const std::string id = again[0].event.id;
   Idem(again[0], "k", "x");
