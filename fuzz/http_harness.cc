@@ -82,6 +82,12 @@ HttpHarness::HttpHarness() : dir_(MakeTempDir()) {
   key.scopes = kScopeIngest | kScopeRead | kScopeConsume | kScopeManage;
   key.hash = tenant_hash_;
   FUZZ_CHECK(store_->CreateKey(key).ok(), "cannot create the tenant key");
+  Subscription sub;
+  sub.id = std::string(kPullSubscriptionId);
+  sub.tenant = "acme";
+  sub.kind = "pull";
+  sub.created_at_ms = sub.updated_at_ms = key.created_at_ms;
+  FUZZ_CHECK(store_->CreateSubscription(sub).ok(), "cannot create the pull subscription");
   // No rate limit worth the name: a 429 would only hide the handlers.
   keys_ = std::make_unique<api::KeyCache>(store_.get(), SystemClock(), std::string(kAdminKey), 1e9);
   subscriptions_ = std::make_unique<delivery::SubscriptionCache>(store_.get());

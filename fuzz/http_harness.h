@@ -23,6 +23,12 @@ namespace triggers::fuzz {
 // of tenant "acme" with every scope.
 inline constexpr std::string_view kAdminKey = "trg_FuzzAdmin0000000000000000000000000000000000";
 inline constexpr std::string_view kTenantKey = "trg_FuzzTenant000000000000000000000000000000000";
+// A pull subscription of "acme" (every type) that exists from the start, so
+// that seeds can reach receive, ack, nack and replay (ids made by the server
+// cannot be known in advance). The store carries over from input to input,
+// as a server's does: once an input deletes it, it stays deleted for the
+// rest of the run (deletion is final in the store).
+inline constexpr std::string_view kPullSubscriptionId = "sub_01JDX3SQXY4YB5F5F9ZGPKT2FM";
 
 class HttpHarness {
  public:

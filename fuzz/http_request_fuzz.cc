@@ -7,6 +7,7 @@
 #include <boost/asio/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/json/parse.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -85,6 +86,11 @@ void HttpRequestOne(const uint8_t* data, size_t size) {
     http::ToApiRequest(parser->get(), 0, &request_id, &req);
     api::Response r = harness.Dispatch(req);
     FUZZ_CHECK(r.status >= 100 && r.status <= 599, "a response without a valid status");
+    if (!r.stream && r.content_type == "application/json" && !r.body.empty()) {
+      boost::system::error_code jec;
+      boost::json::parse(r.body, jec);
+      FUZZ_CHECK(!jec, "a JSON response whose body is not JSON");
+    }
     bool keep_alive = parser->get().keep_alive() && !r.close;
     if (r.stream) {
       bhttp::response<bhttp::empty_body> head;
@@ -98,6 +104,10 @@ void HttpRequestOne(const uint8_t* data, size_t size) {
     out << res;
     if (!keep_alive) break;
   }
+  // TRIGGERS_FUZZ_PRINT=1: what the server would have written, to look at
+  // what a seed reaches (`build-fuzz/http_request_fuzz <file>`).
+  static const bool print = std::getenv("TRIGGERS_FUZZ_PRINT") != nullptr;
+  if (print) std::fprintf(stderr, "%s\n", out.str().c_str());
 }
 
 }  // namespace triggers::fuzz

@@ -8,9 +8,9 @@ namespace triggers::api {
 namespace {
 
 // Boost.JSON 1.81 reads a number beyond the range of a double (1e999) as
-// infinity, and serializes infinity as `Infinity`, which is not JSON: a
-// filter holding one would be stored as text that never parses again (found
-// by fuzz/json_body_fuzz.cc). Such numbers are refused at the door.
+// infinity, and serializes infinity as `Infinity`, which is not JSON (found
+// by fuzz/json_body_fuzz.cc). Refused here, once for every route and field,
+// so no handler can store or echo a value that does not write back as JSON.
 bool AllNumbersFinite(const boost::json::value& root) {
   std::vector<const boost::json::value*> todo{&root};
   while (!todo.empty()) {

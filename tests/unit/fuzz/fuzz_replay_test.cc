@@ -8,12 +8,17 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <ostream>
 #include <string>
 #include <vector>
 
 #include "targets.h"
 
 namespace triggers::fuzz {
+
+// Names the parameter in test output by its target, not its bytes.
+void PrintTo(const Target& t, std::ostream* os) { *os << t.name; }
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -50,7 +55,7 @@ TEST_P(FuzzReplay, SeedCorpus) {
 
 TEST_P(FuzzReplay, Regressions) { Replay("regressions", GetParam()); }
 
-INSTANTIATE_TEST_SUITE_P(Targets, FuzzReplay, ::testing::ValuesIn(kTargets),
+INSTANTIATE_TEST_SUITE_P(Fuzz, FuzzReplay, ::testing::ValuesIn(kTargets),
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
