@@ -61,7 +61,7 @@ bench-ingest: build
 	bash bench/ingest.sh
 
 format:
-	find src include tests -name '*.h' -o -name '*.cc' | xargs clang-format -i
+	find src include tests fuzz -name '*.h' -o -name '*.cc' | xargs clang-format -i
 
 # A test PostgreSQL left running by an interrupted ctest is stopped first.
 clean:
