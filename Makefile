@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all bootstrap build run test test-asan bench-ingest bench-delivery bench-pull bench-postgres format clean
+.PHONY: all bootstrap build run test test-asan fuzz fuzz-smoke fuzz-build bench-ingest bench-delivery bench-pull bench-postgres format clean
 
 all: build
 
@@ -29,6 +29,25 @@ test-asan: bootstrap
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 1
 
+# libFuzzer targets (docs/fuzzing.md), built with clang under ASan+UBSan in
+# build-fuzz. Each runs FUZZ_SECONDS on a scratch copy of its seeds (the
+# committed corpus stays as it is); a crash fails the target and leaves the
+# input as build-fuzz/artifacts/<target>/crash-*. CI runs fuzz-smoke.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := event_parser event_pattern json_body parse http_request
+FUZZ_BUILD := build-fuzz
+
+fuzz-build: bootstrap
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTRIGGERS_FUZZ=ON \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
+
+fuzz: fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/run-fuzzers $(FUZZ_BUILD) $(FUZZ_TARGETS)
+
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
+
 bench-pull: build
 	bash bench/pull.sh
 
@@ -42,10 +61,10 @@ bench-ingest: build
 	bash bench/ingest.sh
 
 format:
-	find src include tests -name '*.h' -o -name '*.cc' | xargs clang-format -i
+	find src include tests fuzz -name '*.h' -o -name '*.cc' | xargs clang-format -i
 
 # A test PostgreSQL left running by an interrupted ctest is stopped first.
 clean:
 	-@bash scripts/test-pg stop $(BUILD)/pg >/dev/null 2>&1
 	-@bash scripts/test-pg stop build-asan/pg >/dev/null 2>&1
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

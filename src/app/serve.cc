@@ -318,7 +318,7 @@ int RunServe(Config& cfg) {
   }
 
   api::KeyCache keys(st.get(), SystemClock(), admin, cfg.rate_limit_per_key);
-  delivery::SubscriptionCache subscriptions(st.get(), SystemClock());
+  delivery::SubscriptionCache subscriptions(st.get());
   if (Status s = subscriptions.LoadAll(); !s.ok()) {
     LogError("cannot load subscriptions", s.message());
     obs::StopAsyncLogging();

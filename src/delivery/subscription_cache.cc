@@ -34,8 +34,7 @@ Result<std::shared_ptr<const CompiledSubscription>> CompileSubscription(const Su
   return std::shared_ptr<const CompiledSubscription>(std::move(c));
 }
 
-SubscriptionCache::SubscriptionCache(store::SubscriptionStore* store, Clock* clock)
-    : store_(store), clock_(clock) {}
+SubscriptionCache::SubscriptionCache(store::SubscriptionStore* store) : store_(store) {}
 
 Status SubscriptionCache::LoadAll() {
   auto gens = store_->SubscriptionGenerations();

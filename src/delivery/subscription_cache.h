@@ -44,7 +44,7 @@ void MatchOne(const CompiledSubscription& sub, const Event& ev, std::vector<std:
 
 class SubscriptionCache final : public store::IngestMatcher {
  public:
-  SubscriptionCache(store::SubscriptionStore* store, Clock* clock);
+  explicit SubscriptionCache(store::SubscriptionStore* store);
 
   // Loads every tenant (at start).
   Status LoadAll();
@@ -85,7 +85,6 @@ class SubscriptionCache final : public store::IngestMatcher {
   void Replace(const std::string& tenant, int64_t generation, List list);
 
   store::SubscriptionStore* store_;
-  Clock* clock_;
   mutable std::shared_mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<const CompiledSubscription>> by_id_;
   std::unordered_map<std::string, std::shared_ptr<const TenantState>> by_tenant_;

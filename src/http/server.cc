@@ -17,6 +17,7 @@
 
 #include "core/ids.h"
 #include "http/http_checks.h"
+#include "http/codec.h"
 #include "obs/logger.h"
 #include "obs/metrics.h"
 #include "triggers/clock.h"
@@ -30,14 +31,6 @@ using tcp = net::ip::tcp;
 namespace {
 
 constexpr int kMaxBlockingQueue = 4096;
-
-bool IsPrintableId(std::string_view s) {
-  if (s.empty() || s.size() > 128) return false;
-  for (char c : s) {
-    if (c < 0x21 || c > 0x7e) return false;
-  }
-  return true;
-}
 
 std::string_view Sv(beast::string_view s) { return {s.data(), s.size()}; }
 
@@ -182,9 +175,7 @@ class Session : public std::enable_shared_from_this<Session> {
         srv_(srv),
         home_(home),
         reserve_(reserve),
-        // Bounded: Beast 1.81 does not limit a chunk-size line or the trailer,
-        // so without this a chunked body could grow the buffer without end.
-        buffer_(srv->opts.max_header + srv->opts.max_body + 64 * 1024) {}
+        buffer_(ReadBufferLimit(srv->opts)) {}
 
   ~Session() {
     {
@@ -236,9 +227,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadHeader() {
-    parser_.emplace();
-    parser_->header_limit(static_cast<uint32_t>(srv_->opts.max_header));
-    parser_->body_limit(srv_->opts.max_body);
+    ResetParser(parser_, srv_->opts);
     start_ns_ = SystemClock()->MonoNs();
     // The whole request (header and body) must arrive within the read timeout;
     // for the first request of a connection it has run since accept.
@@ -248,9 +237,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnHeader(beast::error_code ec, size_t header_bytes) {
-    // Beast's header_limit can miss a block that arrives in one piece; the
-    // byte count of the header read is exact.
-    if (!ec && header_bytes > srv_->opts.max_header) ec = bhttp::error::header_limit;
+    CheckHeaderBytes(header_bytes, srv_->opts, ec);
     if (ec == beast::error::timeout) obs::Metrics::Get().Inc(obs::Counter::kConnHeaderTimeout);
     if (ec) return OnReadError(ec);
     auto& m = parser_->get();
@@ -312,59 +299,19 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnReadError(beast::error_code ec) {
-    if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
-        ec == net::error::operation_aborted || ec == net::error::eof ||
-        ec == net::error::connection_reset) {
-      return Close();
-    }
+    if (ReadErrorCloses(ec)) return Close();
     request_id_ = core::NewId("req_", SystemClock()->NowMs());
     keep_alive_req_ = false;
     // The views of the previous request point into a parser that is gone.
     req_ = api::Request{};
-    if (ec == bhttp::error::body_limit) {
-      return Write(api::ErrorResponse(
-          413, "payload_too_large",
-          "the body is larger than the limit of " + std::to_string(srv_->opts.max_body) + " bytes",
-          request_id_));
-    }
-    if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow) {
-      return Write(api::ErrorResponse(431, "request_header_too_large",
-                                      "the header block is larger than 16 KiB", request_id_));
-    }
-    // Anything else that failed to parse: say so once and close.
-    return Write(api::ErrorResponse(400, "invalid_request", "malformed HTTP request", request_id_));
+    Write(ReadErrorResponse(ec, srv_->opts, request_id_));
   }
 
   void OnRead(beast::error_code ec, size_t) {
     if (ec) return OnReadError(ec);
     auto& m = parser_->get();
     keep_alive_req_ = m.keep_alive();
-    auto rid = m.find("X-Request-Id");
-    if (rid != m.end() && IsPrintableId(Sv(rid->value()))) {
-      request_id_.assign(rid->value().data(), rid->value().size());
-    } else {
-      request_id_ = core::NewId("req_", SystemClock()->NowMs());
-    }
-    req_ = api::Request{};
-    req_.method = Sv(m.method_string());
-    std::string_view target = Sv(m.target());
-    size_t q = target.find('?');
-    req_.path = target.substr(0, q);
-    if (q != std::string_view::npos) req_.query = target.substr(q + 1);
-    req_.body = m.body();
-    req_.has_body = !m.body().empty();
-    req_.authorization = Sv(m[bhttp::field::authorization]);
-    req_.x_api_key = Sv(m["X-API-Key"]);
-    req_.repeated_credential_header =
-        m.count(bhttp::field::authorization) > 1 || m.count("X-API-Key") > 1;
-    req_.content_type = Sv(m[bhttp::field::content_type]);
-    auto idem = m.find("Idempotency-Key");
-    req_.has_idempotency_key = idem != m.end();
-    if (req_.has_idempotency_key) req_.idempotency_key = Sv(idem->value());
-    req_.origin = Sv(m[bhttp::field::origin]);
-    req_.if_none_match = Sv(m[bhttp::field::if_none_match]);
-    req_.request_id = request_id_;
-    req_.home = home_;
+    ToApiRequest(m, home_, &request_id_, &req_);
     auto self = shared_from_this();
     srv_->router->Handle(req_, [self](api::Response&& r) {
       net::dispatch(self->stream_.get_executor(),
@@ -375,45 +322,12 @@ class Session : public std::enable_shared_from_this<Session> {
   void Write(api::Response&& r) {
     if (r.stream) return StartStream(std::move(r));
     res_.emplace();
-    auto& res = *res_;
-    res.version(11);
-    res.result(static_cast<unsigned>(r.status));
-    SetCommonHeaders(res, r);
-    res.body() = std::move(r.body);
     keep_alive_ = keep_alive_req_ && !r.close && !srv_->stopping.load() && !reserve_;
-    res.keep_alive(keep_alive_);
-    res.prepare_payload();
     LogRequest(r);
+    BuildResponse(std::move(r), req_, request_id_, srv_->opts.cors_origins, keep_alive_, &*res_);
     stream_.expires_after(std::chrono::milliseconds(srv_->opts.request_timeout_ms));
-    bhttp::async_write(stream_, res,
+    bhttp::async_write(stream_, *res_,
                        beast::bind_front_handler(&Session::OnWrite, shared_from_this()));
-  }
-
-  template <typename Message>
-  void SetCommonHeaders(Message& res, const api::Response& r) {
-    res.set(bhttp::field::server, "triggers");
-    if (r.status != 204 && r.status != 304) res.set(bhttp::field::content_type, r.content_type);
-    res.set("X-Request-Id", request_id_);
-    const std::string& cors = srv_->opts.cors_origins;
-    if (cors == "*") {
-      res.set(bhttp::field::access_control_allow_origin, "*");
-    } else if (!req_.origin.empty()) {
-      // A list of origins: echo the request's origin when it is in the list.
-      std::string_view list = cors;
-      while (!list.empty()) {
-        size_t comma = list.find(',');
-        std::string_view o = list.substr(0, comma);
-        while (!o.empty() && o.front() == ' ') o.remove_prefix(1);
-        if (o == req_.origin) {
-          res.set(bhttp::field::access_control_allow_origin, req_.origin);
-          break;
-        }
-        if (comma == std::string_view::npos) break;
-        list.remove_prefix(comma + 1);
-      }
-      res.set(bhttp::field::vary, "Origin");
-    }
-    for (auto& [k, v] : r.headers) res.set(k, v);
   }
 
   void LogRequest(const api::Response& r) {
@@ -437,9 +351,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // until it closes the sink, the client goes away or the server stops.
   void StartStream(api::Response&& r) {
     sres_.emplace();
-    sres_->version(11);
-    sres_->result(static_cast<unsigned>(r.status));
-    SetCommonHeaders(*sres_, r);
+    SetCommonHeaders(*sres_, r, req_, request_id_, srv_->opts.cors_origins);
     sres_->set(bhttp::field::cache_control, "no-cache");
     sres_->chunked(true);
     sres_->keep_alive(false);

@@ -66,7 +66,6 @@ Status OrderedTxn(pg::Conn& c, F&& body) {
   if (!s.ok()) c.Rollback();
   return s;
 }
-const char kChannel[] = "triggers_work";
 
 #define SUB_COLS                                                                              \
   "id,tenant,kind,url,event_types,filter,max_in_flight,rate_limit_per_s,ordered,description," \
