@@ -30,7 +30,8 @@ struct Request {
   std::string_view origin;
   std::string_view if_none_match;  // for the dashboard's files (ETag)
   std::string request_id;
-  int home = 0;  // the I/O thread that owns the connection (for completions)
+  int home = 0;                  // the I/O thread that owns the connection (for completions)
+  std::string_view remote_addr;  // the client's IP address (text), for failed-auth counts
 };
 
 // The body of a streamed response (Server-Sent Events), written to by the

@@ -3,6 +3,7 @@
 #include "api/handlers.h"
 #include "core/crypto.h"
 #include "core/keys.h"
+#include "obs/auth_sources.h"
 #include "obs/logger.h"
 #include "obs/metrics.h"
 
@@ -173,6 +174,7 @@ void Router::Handle(const Request& req, Respond respond) {
 
   auto fail = [&](obs::Counter reason, int status, std::string_view code, std::string_view msg) {
     obs::Metrics::Get().Inc(reason);
+    obs::AuthSources::Get().Failed(req.remote_addr);
     respond(ErrorResponse(status, code, msg, rid));
   };
   // One credential per request: a repeated header, or two headers naming
@@ -219,6 +221,8 @@ void Router::Handle(const Request& req, Respond respond) {
       // Not cached: ask the store on the blocking pool, then continue there.
       auto task = [this, &req, call = std::move(call), found, respond, hash]() mutable {
         Status s = ctx_->keys->LoadFromStore(hash, &call.who);  // counts its own 401s
+        if (s.code() == Status::Code::kUnauthorized)
+          obs::AuthSources::Get().Failed(req.remote_addr);
         if (!s.ok()) return respond(StatusResponse(s, req.request_id));
         if (!ctx_->keys->AllowRequest(hash)) {
           return respond(ErrorResponse(429, "rate_limited", "rate limit of this key exceeded",

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "core/ids.h"
-#include "http/http_checks.h"
 #include "http/codec.h"
+#include "http/http_checks.h"
 #include "obs/logger.h"
 #include "obs/metrics.h"
 #include "triggers/clock.h"
@@ -186,6 +186,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Start() {
+    beast::error_code ec;
+    auto remote = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_addr_ = remote.address().to_string();
     {
       std::lock_guard lock(srv_->sessions_mu);
       srv_->sessions.emplace(this, weak_from_this());
@@ -312,6 +315,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& m = parser_->get();
     keep_alive_req_ = m.keep_alive();
     ToApiRequest(m, home_, &request_id_, &req_);
+    req_.remote_addr = remote_addr_;
     auto self = shared_from_this();
     srv_->router->Handle(req_, [self](api::Response&& r) {
       net::dispatch(self->stream_.get_executor(),
@@ -444,6 +448,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool writing_ = false;
   api::Request req_;
   std::string request_id_;
+  std::string remote_addr_;  // the client's address, for failed-auth counts
   int64_t start_ns_ = 0;
   bool idle_ = false;
   bool keep_alive_req_ = true;

@@ -9,6 +9,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "obs/auth_sources.h"
+
 namespace triggers::obs {
 namespace {
 
@@ -345,6 +347,7 @@ std::string Metrics::Render(const std::function<void(std::string&)>& extra) cons
          "counter");
   out += "triggers_filter_errors_total " + std::to_string(filter_errors) + "\n";
   RenderCounters(out);
+  AuthSources::Get().Render(out);
   if (extra) extra(out);
   return out;
 }

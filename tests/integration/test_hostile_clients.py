@@ -360,6 +360,9 @@ class AuthStormTests(ServerTestCase):
         self.assertLess(lookups, total / 4)
         unknown = metric(srv, "triggers_auth_failures_total", 'reason="unknown"') - unknown_before
         self.assertGreaterEqual(unknown, total * 0.9)
+        # Counted per source address too (the heaviest sources, bounded).
+        by_source = metric(srv, "triggers_auth_failures_by_source_total", 'source="127.0.0.1"')
+        self.assertGreaterEqual(by_source, total * 0.9)
 
     def test_a_key_created_offline_becomes_valid_within_5s(self):
         key = cli_create_key(self.srv.data_dir, unique_tenant("offline"), ["read"])
