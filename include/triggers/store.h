@@ -81,6 +81,10 @@ inline constexpr int kTypeFilterScanBudget = 10000;
 struct ListOptions {
   std::string after_id;  // exclusive; empty = from the start
   int limit = 100;
+  // Events only, without a type filter: in id order, where listing otherwise
+  // follows commit order (PostgreSQL). For a time range, which is an id range
+  // (replay); a client paging new events wants commit order.
+  bool by_id = false;
 };
 
 // The store is split by what it holds; each narrow interface is all a

@@ -468,6 +468,7 @@ Response ReplaySubscription(Context& ctx, const Call& call) {
     if (!compiled.ok()) return StatusResponse(compiled.status(), rid);
     store::ListOptions opts;
     opts.limit = 1000;
+    opts.by_id = true;  // the time range is an id range (commit order may differ across nodes)
     // after_id is exclusive: start just before the first id of the range.
     opts.after_id = "evt_";
     opts.after_id += core::UlidBound(since, false);

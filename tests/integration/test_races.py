@@ -30,7 +30,8 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import pg  # noqa: E402
-from harness import STORE, ServerTestCase, make_key, register_secret, unique_tenant  # noqa: E402
+from harness import (STORE, ServerTestCase, fake_ulid, make_key, register_secret,  # noqa: E402
+                     unique_tenant)
 
 # The commit-order lock the nodes take (src/store/postgres/pg_store.cc, ORDER_LOCK_SQL).
 ORDER_LOCK = "SELECT pg_advisory_xact_lock(8390882784102868338)"
@@ -250,6 +251,31 @@ class TwoNodeRaceTests(RaceHelpers, ServerTestCase):
         self.assertEqual(r.status, 200, r.raw[:200])
         rest = [e["id"] for e in r.json["data"]]
         self.assertEqual(rest, [late_id, posted[0]], "events after the cursor, in commit order")
+
+    def test_replay_finds_its_time_range_whatever_the_commit_order(self):
+        # Two events committed in the opposite order of their ids (as nodes
+        # whose writers made their ids before waiting for the commit-order
+        # lock do): replay "all" over a time range takes both by id.
+        first = self.ingest(self.n1, self.key, "rp.seed")
+        tenant = pg.psql("SELECT tenant FROM events WHERE id='%s'" % first,
+                         dbname=self.dbname).strip()
+        now_ms = int(time.time() * 1000)
+        later = "evt_" + fake_ulid(now_ms + 60_000)     # committed first
+        earlier = "evt_" + fake_ulid(now_ms + 50_000)   # committed second
+        for eid in (later, earlier):
+            pg.psql("INSERT INTO events(id,tenant,type,data,received_at) VALUES('%s','%s',"
+                    "'rp.t','null',%d)" % (eid, tenant, now_ms), dbname=self.dbname)
+        sub = self.subscribe(self.n1, self.key, event_types=["rp.t"])
+        def rfc3339(ms):
+            return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + ".000Z"
+        r = self.n1.request("POST", "/v1/subscriptions/%s/replay" % sub["id"],
+                            {"since": rfc3339(now_ms + 55_000), "until": rfc3339(now_ms + 120_000),
+                             "status": "all"}, key=self.key)
+        self.assertEqual(r.status, 202, r.raw[:300])
+        self.assertEqual(self.subs_of_event(self.n1, self.key, later), [sub["id"]],
+                         "replay missed an event in its range committed before an older id")
+        self.assertEqual(self.subs_of_event(self.n1, self.key, earlier), [],
+                         "replay took an event before its range")
 
     @staticmethod
     def cursor_after(event_id):

@@ -60,7 +60,10 @@ constexpr int64_t kMigrationLock = 0x7472696767657273;
 // Runs `body` in a transaction that holds the commit-order lock (see above).
 template <typename F>
 Status OrderedTxn(pg::Conn& c, F&& body) {
-  Status s = c.Exec("BEGIN; " ORDER_LOCK_SQL);
+  // READ COMMITTED whatever the server's default: every statement after the
+  // lock must see what committed before it was granted (a repeatable-read
+  // snapshot would be taken before the wait).
+  Status s = c.Exec("BEGIN ISOLATION LEVEL READ COMMITTED; " ORDER_LOCK_SQL);
   if (s.ok()) s = body();
   if (s.ok()) s = c.Exec("COMMIT");
   if (!s.ok()) c.Rollback();
@@ -312,6 +315,18 @@ class PgStore final : public Store {
                                const ListOptions& opts) override {
     CONN_OR_RETURN(c);
     EventPage page;
+    if (type.empty() && opts.by_id) {
+      static const char kListById[] =
+          "SELECT " EVENT_COLS " FROM events WHERE tenant=$1 AND id>$2 ORDER BY id LIMIT $3";
+      ROWS_OR_RETURN(
+          r, c->Run(kListById, Params().Add(tenant).Add(opts.after_id).Add(opts.limit + 1)));
+      for (int i = 0; i < r.size() && i < opts.limit; ++i) page.events.push_back(ReadEvent(r, i));
+      if (r.size() > opts.limit) {
+        page.more = true;
+        page.resume_after = page.events.back().id;
+      }
+      return page;
+    }
     if (type.empty()) {
       static const char kList[] =
           "SELECT " EVENT_COLS " FROM events WHERE tenant=$1 AND seq>" AFTER_SEQ
@@ -868,17 +883,21 @@ class PgStore final : public Store {
         if (name == r.Text(i, 0)) n = r.Int(i, 1);
       }
     }
+    // How long ago (on the database's clock) the oldest due delivery became
+    // due, returned on the caller's clock (now_ms - age): callers compute
+    // the age from their own now.
     static const char kOldest[] =
-        "SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL AND "
-        "status IN ('pending','retrying') AND next_attempt_at<=" NOW_AT("$1") "";
+        "SELECT " NOW_AT("$1") "-min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS "
+        "NOT NULL AND status IN ('pending','retrying') AND next_attempt_at<=" NOW_AT("$1");
     static const char kTenantOldest[] =
-        "SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL AND "
-        "status IN ('pending','retrying') AND next_attempt_at<=" NOW_AT("$1") " AND tenant=$2";
+        "SELECT " NOW_AT("$1") "-min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS "
+        "NOT NULL AND status IN ('pending','retrying') AND next_attempt_at<=" NOW_AT("$1") " AND "
+        "tenant=$2";
     Params op;
     AddNow(op, now_ms);
     if (!tenant.empty()) op.Add(tenant);
     ROWS_OR_RETURN(o, c->Run(tenant.empty() ? kOldest : kTenantOldest, op));
-    *oldest_due_ms = o.size() == 0 || o.IsNull(0, 0) ? 0 : o.Int(0, 0);
+    *oldest_due_ms = o.size() == 0 || o.IsNull(0, 0) ? 0 : now_ms - o.Int(0, 0);
     return Status::Ok();
   }
 
