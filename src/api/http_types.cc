@@ -12,7 +12,9 @@ Response ErrorResponse(int status, std::string_view code, std::string_view messa
   r.body += "{\"error\":{\"code\":";
   core::AppendJsonString(r.body, code);
   r.body += ",\"message\":";
-  core::AppendJsonString(r.body, message);
+  // Messages may quote what the client sent (a query value): the body must
+  // stay valid JSON whatever those bytes are (found by fuzzing).
+  core::AppendJsonString(r.body, core::ToValidUtf8(message));
   r.body += ",\"request_id\":";
   core::AppendJsonString(r.body, request_id);
   r.body += "}}";
