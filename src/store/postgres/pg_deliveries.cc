@@ -1,0 +1,477 @@
+// The PostgreSQL store: the delivery queue (listing, leases, receives and
+// settles, attempt outcomes, replay, statistics) and the retention purge.
+#include "store/postgres/pg_internal.h"
+
+namespace triggers::store::postgres {
+
+// Every chunk is one statement in its own transaction, committed without
+// waiting for the WAL flush (a purge lost in a crash is simply done again).
+// Nodes purging at once may pick the same rows: the outer conditions are
+// re-checked on the current row version, so a row changed meanwhile (a
+// retried delivery) is left alone.
+Result<PgStore::PurgeCounts> PgStore::Purge(int64_t events_before_ms, int64_t idem_before_ms,
+                                            int64_t now_ms, const PurgeLimits& limits) {
+  CONN_OR_RETURN(c);
+  auto chunk = [&c](const char* sql, int64_t bound, int limit) -> Result<int64_t> {
+    int64_t n = 0;
+    Status s = c->Txn(true, [&]() -> Status {
+      auto r = c->Run(sql, Params().Add(bound).Add(static_cast<int64_t>(limit)));
+      if (!r.ok()) return r.status();
+      n = r.value().Affected();
+      return Status::Ok();
+    });
+    if (!s.ok()) return s;
+    return n;
+  };
+  static const char kEvents[] =
+      "DELETE FROM events WHERE (tenant,id) IN (SELECT tenant,id FROM events WHERE "
+      "received_at<$1 LIMIT $2) AND received_at<$1";
+  // Finished deliveries (and their attempts) age out with the events; found
+  // through the partial index deliveries_finished.
+  static const char kFinished[] =
+      "WITH d AS (DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE "
+      "next_attempt_at IS NULL AND updated_at<$1 LIMIT $2) AND next_attempt_at IS NULL AND "
+      "updated_at<$1 RETURNING id), a AS (DELETE FROM delivery_attempts WHERE delivery_id IN "
+      "(SELECT id FROM d)) SELECT id FROM d";
+  // Unfinished deliveries whose event is gone can never be sent: dead.
+  static const char kOrphans[] =
+      "UPDATE deliveries SET status='dead', next_attempt_at=NULL, receipt=NULL, "
+      "last_error='the event was purged by retention', updated_at=$1 WHERE id IN (SELECT id "
+      "FROM deliveries d WHERE next_attempt_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+      "events e WHERE e.tenant=d.tenant AND e.id=d.event_id) LIMIT $2) AND next_attempt_at IS "
+      "NOT NULL AND NOT EXISTS (SELECT 1 FROM events e WHERE e.tenant=deliveries.tenant AND "
+      "e.id=deliveries.event_id)";
+  static const char kIdem[] =
+      "DELETE FROM idempotency WHERE (tenant,key) IN (SELECT tenant,key FROM idempotency WHERE "
+      "created_at<$1 LIMIT $2) AND created_at<$1";
+  return RunPurgeChunks(limits,
+                        {[&](int limit) { return chunk(kEvents, events_before_ms, limit); },
+                         [&](int limit) { return chunk(kFinished, events_before_ms, limit); },
+                         [&](int limit) { return chunk(kOrphans, now_ms, limit); },
+                         [&](int limit) { return chunk(kIdem, idem_before_ms, limit); }});
+}
+
+// --- deliveries ------------------------------------------------------------
+
+Result<std::vector<Delivery>> PgStore::ListDeliveries(const std::string& tenant,
+                                                      const DeliveryFilter& f,
+                                                      const ListOptions& opts) {
+  CONN_OR_RETURN(c);
+  std::string sql = "SELECT " DELIVERY_COLS " FROM deliveries WHERE tenant=$1";
+  Params p;
+  p.Add(tenant);
+  int n = 1;
+  if (!f.event_id.empty()) {
+    sql += " AND event_id=$" + std::to_string(++n);
+    p.Add(f.event_id);
+  }
+  if (!f.subscription_id.empty()) {
+    sql += " AND subscription_id=$" + std::to_string(++n);
+    p.Add(f.subscription_id);
+  }
+  if (!f.status.empty()) {
+    sql += " AND status=$" + std::to_string(++n);
+    p.Add(f.status);
+  }
+  sql += " AND id>$" + std::to_string(n + 1) + " ORDER BY id LIMIT $" + std::to_string(n + 2);
+  p.Add(opts.after_id).Add(opts.limit);
+  ROWS_OR_RETURN(r, c->RunOnce(sql, p));
+  std::vector<Delivery> out;
+  for (int i = 0; i < r.size(); ++i) out.push_back(ReadDelivery(r, i));
+  return out;
+}
+
+Result<Delivery> PgStore::GetDelivery(const std::string& tenant, const std::string& id) {
+  CONN_OR_RETURN(c);
+  static const char kGet[] = "SELECT " DELIVERY_COLS " FROM deliveries WHERE id=$1 AND tenant=$2";
+  ROWS_OR_RETURN(r, c->Run(kGet, Params().Add(id).Add(tenant)));
+  if (r.size() == 0) return Status::NotFound("delivery not found");
+  Delivery d = ReadDelivery(r, 0);
+  static const char kAttempts[] =
+      "SELECT at,status_code,latency_ms,error,response_snippet FROM delivery_attempts WHERE "
+      "delivery_id=$1 ORDER BY n";
+  ROWS_OR_RETURN(a, c->Run(kAttempts, Params().Add(id)));
+  for (int i = 0; i < a.size(); ++i) {
+    DeliveryAttempt at;
+    at.at_ms = a.Int(i, 0);
+    if (!a.IsNull(i, 1)) at.status_code = static_cast<int>(a.Int(i, 1));
+    at.latency_ms = a.Int(i, 2);
+    at.error = a.OptText(i, 3);
+    at.response_snippet = a.Text(i, 4);
+    d.attempt_log.push_back(std::move(at));
+  }
+  return d;
+}
+
+// Under the commit-order lock, like DeleteSubscription: a retry cannot
+// revive a delivery of a subscription whose delete commits meanwhile.
+Status PgStore::RetryDelivery(const std::string& tenant, const std::string& id, int64_t now_ms) {
+  CONN_OR_RETURN(c);
+  return OrderedTxn(*c, [&]() -> Status {
+    static const char kGet[] =
+        "SELECT d.status, s.id IS NOT NULL AND s.deleted_at IS NULL FROM deliveries d LEFT JOIN "
+        "subscriptions s ON s.id=d.subscription_id WHERE d.id=$1 AND d.tenant=$2 FOR UPDATE OF d";
+    ROWS_OR_RETURN(r, c->Run(kGet, Params().Add(id).Add(tenant)));
+    if (r.size() == 0) return Status::NotFound("delivery not found");
+    std::string status = r.Text(0, 0);
+    if (!r.Bool(0, 1)) return Status::Conflict("the delivery's subscription was deleted");
+    if (status == kDeliveryPending || status == kDeliveryInFlight) {
+      return Status::Conflict("the delivery is " + status + " already");
+    }
+    static const char kRetry[] =
+        "UPDATE deliveries SET status='pending', next_attempt_at=" NOW_AT("$1") ", updated_at=" NOW_AT("$1") ", "
+        "attempts=" PULL_RECEIVES_RESET " WHERE id=$2";
+    if (auto u = c->Run(kRetry, Params().AddOrNull(opts_.database_clock, now_ms).Add(id));
+        !u.ok()) {
+      return u.status();
+    }
+    return Status::Ok();
+  });
+}
+
+Result<int64_t> PgStore::RequeueDead(const std::string& tenant, const std::string& sub_id,
+                                     const std::string& min_id, const std::string& max_id,
+                                     int64_t now_ms) {
+  CONN_OR_RETURN(c);
+  // Only for a live subscription, under the commit-order lock (see RetryDelivery).
+  static const char kRequeue[] =
+      "UPDATE deliveries SET status='pending', next_attempt_at=" NOW_AT("$1") ", updated_at=" NOW_AT("$1") ", "
+      "attempts=" PULL_RECEIVES_RESET
+      " WHERE tenant=$2 AND subscription_id=$3 AND status='dead' AND event_id>=$4 AND "
+      "event_id<=$5 AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.id=$3 AND s.tenant=$2 "
+      "AND s.deleted_at IS NULL)";
+  int64_t requeued = 0;
+  Status st = OrderedTxn(*c, [&]() -> Status {
+    ROWS_OR_RETURN(r, c->Run(kRequeue, Params()
+                                           .AddOrNull(opts_.database_clock, now_ms)
+                                           .Add(tenant)
+                                           .Add(sub_id)
+                                           .Add(min_id)
+                                           .Add(max_id)));
+    requeued = r.Affected();
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return requeued;
+}
+
+Result<int64_t> PgStore::CreateMissingDeliveries(const std::string& tenant,
+                                                 const std::string& sub_id,
+                                                 const std::vector<Event>& events, bool ordered,
+                                                 int64_t now_ms) {
+  if (events.empty()) return int64_t{0};
+  CONN_OR_RETURN(c);
+  ArrayBuilder ids, event_ids, keys;
+  for (const auto& ev : events) {
+    ids.Add(std::string_view(core::NewId("dlv_", now_ms)));
+    event_ids.Add(std::string_view(ev.id));
+    if (ordered) {
+      keys.Add(std::string_view(ev.ordering_key ? *ev.ordering_key : std::string()));
+    } else {
+      keys.AddNull();
+    }
+  }
+  // In the events' order, so an ordered subscription's sequence follows it.
+  // The subscription row is locked so two replays cannot interleave.
+  int64_t created = 0;
+  Status s = OrderedTxn(*c, [&]() -> Status {
+    static const char kLock[] = "SELECT 1 FROM subscriptions WHERE id=$1 FOR UPDATE";
+    if (auto l = c->Run(kLock, Params().Add(sub_id)); !l.ok()) return l.status();
+    static const char kInsert[] =
+        "INSERT INTO deliveries(id,tenant,event_id,subscription_id,status,next_attempt_at,"
+        "created_at,updated_at,ordering_key) SELECT t.id,$1,t.event_id,$2,'pending'," NOW_AT("$3") "," NOW_AT("$3") "," NOW_AT("$3") ","
+        "t.ok FROM unnest($4::text[],$5::text[],$6::text[]) WITH ORDINALITY AS "
+        "t(id,event_id,ok,n) WHERE NOT EXISTS (SELECT 1 FROM deliveries x WHERE x.tenant=$1 AND "
+        "x.event_id=t.event_id AND x.subscription_id=$2) AND EXISTS (SELECT 1 FROM "
+        "subscriptions s WHERE s.id=$2 AND s.tenant=$1 AND s.deleted_at IS NULL) ORDER BY t.n";
+    ROWS_OR_RETURN(r, c->Run(kInsert, Params()
+                                          .Add(tenant)
+                                          .Add(sub_id)
+                                          .AddOrNull(opts_.database_clock, now_ms)
+                                          .Own(ids.Finish())
+                                          .Own(event_ids.Finish())
+                                          .Own(keys.Finish())));
+    created = r.Affected();
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  if (created > 0) Notify(*c, sub_id);
+  return created;
+}
+
+Result<std::vector<PgStore::Leased>> PgStore::LeaseDue(const std::string& sub_id, int64_t now_ms,
+                                                       int max, int64_t lease_until_ms) {
+  return Lease(sub_id, now_ms, max, lease_until_ms, 0);
+}
+
+Result<std::vector<PgStore::Leased>> PgStore::Receive(const std::string& sub_id, int64_t now_ms,
+                                                      int max, int64_t visible_again_ms,
+                                                      int max_receives) {
+  return Lease(sub_id, now_ms, max, visible_again_ms, std::max(1, max_receives));
+}
+
+Result<std::vector<PgStore::ReceiptResult>> PgStore::Settle(
+    const std::string& sub_id, const std::vector<std::string>& receipts, bool ack,
+    int64_t visible_at_ms, int64_t now_ms) {
+  CONN_OR_RETURN(c);
+  std::vector<ReceiptResult> out;
+  Status s = c->Txn(true, [&]() -> Status {
+    out.clear();
+    for (const auto& receipt : receipts) {
+      ReceiptResult rr;
+      rr.receipt = receipt;
+      size_t dot = receipt.find('.');
+      std::string id = receipt.substr(0, dot);
+      // Only the live receipt of an unexpired lease settles the message.
+      static const char kAck[] =
+          "UPDATE deliveries SET status='succeeded', next_attempt_at=NULL, receipt=NULL, "
+          "updated_at=" NOW_AT("$3") " WHERE id=$1 AND subscription_id=$2 AND receipt=$4 AND "
+          "status='in_flight' AND next_attempt_at>" NOW_AT("$3") "";
+      static const char kNack[] =
+          "UPDATE deliveries SET status='retrying', next_attempt_at=" NOW_AT("$3") "+$5::bigint, receipt=NULL, "
+          "updated_at=" NOW_AT("$3") " WHERE id=$1 AND subscription_id=$2 AND receipt=$4 AND "
+          "status='in_flight' AND next_attempt_at>" NOW_AT("$3") "";
+      Params p;
+      p.Add(id).Add(sub_id);
+      AddNow(p, now_ms);
+      p.Add(receipt);
+      if (!ack) p.Add(visible_at_ms - now_ms);  // a delay from now
+      int64_t changed = 0;
+      if (dot != std::string::npos) {
+        ROWS_OR_RETURN(u, c->Run(ack ? kAck : kNack, p));
+        changed = u.Affected();
+      }
+      if (changed > 0) {
+        rr.status = ack ? "acked" : "nacked";
+      } else {
+        static const char kExists[] = "SELECT 1 FROM deliveries WHERE id=$1 AND subscription_id=$2";
+        ROWS_OR_RETURN(e, c->Run(kExists, Params().Add(id).Add(sub_id)));
+        rr.status = e.size() > 0 ? "expired" : "not_found";
+      }
+      out.push_back(std::move(rr));
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  if (!ack) Notify(*c, sub_id);
+  return out;
+}
+
+Status PgStore::RecordAttempts(const std::vector<AttemptResult>& results, int64_t now_ms) {
+  if (results.empty()) return Status::Ok();
+  // One row per delivery per statement (the last outcome wins if a batch
+  // holds two for the same delivery).
+  std::unordered_map<std::string, size_t> last;
+  for (size_t i = 0; i < results.size(); ++i) last[results[i].delivery_id] = i;
+  ArrayBuilder ids, statuses, next, at, codes, latency, errors, snippets, tokens;
+  for (size_t i = 0; i < results.size(); ++i) {
+    const auto& r = results[i];
+    if (last[r.delivery_id] != i) continue;
+    const bool finished = r.status == kDeliverySucceeded || r.status == kDeliveryDead;
+    ids.Add(std::string_view(r.delivery_id));
+    statuses.Add(std::string_view(r.status));
+    if (finished) {
+      next.AddNull();
+    } else {
+      next.Add(r.next_attempt_at_ms - now_ms);  // a delay from now
+    }
+    at.Add(r.attempt.at_ms);
+    if (r.attempt.status_code) {
+      codes.Add(static_cast<int64_t>(*r.attempt.status_code));
+    } else {
+      codes.AddNull();
+    }
+    latency.Add(r.attempt.latency_ms);
+    if (r.attempt.error) {
+      errors.Add(std::string_view(core::ToValidUtf8(*r.attempt.error)));
+    } else {
+      errors.AddNull();
+    }
+    snippets.Add(std::string_view(core::ToValidUtf8(r.attempt.response_snippet)));
+    tokens.Add(std::string_view(r.lease_token));
+  }
+  CONN_OR_RETURN(c);
+  // Rows whose lease is no longer ours are left out of both the attempt
+  // log and the update (the rows are locked first, so the check holds).
+  static const char kRecord[] =
+      "WITH r AS (SELECT * FROM unnest($1::text[],$2::text[],$3::bigint[],$4::bigint[],"
+      "$5::integer[],$6::bigint[],$7::text[],$8::text[],$10::text[]) AS "
+      "r(id,status,nat,at,code,lat,err,snip,lease)), "
+      "mine AS (SELECT r.*, d.attempts FROM r JOIN deliveries d ON d.id=r.id WHERE r.lease='' OR "
+      "(d.status='in_flight' AND d.receipt=r.lease) FOR UPDATE OF d), "
+      "a AS (INSERT INTO delivery_attempts(delivery_id,n,at,status_code,latency_ms,error,"
+      "response_snippet) SELECT id,attempts+1,at,code,lat,err,snip FROM mine "
+      "ON CONFLICT(delivery_id,n) DO UPDATE SET at=EXCLUDED.at,"
+      "status_code=EXCLUDED.status_code,latency_ms=EXCLUDED.latency_ms,error=EXCLUDED.error,"
+      "response_snippet=EXCLUDED.response_snippet) "
+      "UPDATE deliveries d SET status=m.status, attempts=m.attempts+1, next_attempt_at=CASE WHEN "
+      "m.nat IS NULL THEN NULL ELSE " NOW_AT("$9") "+m.nat END, last_error=m.err, "
+      "last_status_code=m.code, updated_at=" NOW_AT("$9") " FROM mine m WHERE d.id=m.id";
+  // Without its own fsync: losing the last of these in a power cut means a
+  // delivery is attempted again, which at-least-once allows.
+  return c->Txn(true, [&]() -> Status {
+    auto r = c->Run(kRecord, Params()
+                                 .Own(ids.Finish())
+                                 .Own(statuses.Finish())
+                                 .Own(next.Finish())
+                                 .Own(at.Finish())
+                                 .Own(codes.Finish())
+                                 .Own(latency.Finish())
+                                 .Own(errors.Finish())
+                                 .Own(snippets.Finish())
+                                 .AddOrNull(opts_.database_clock, now_ms)
+                                 .Own(tokens.Finish()));
+    return r.ok() ? Status::Ok() : r.status();
+  });
+}
+
+Result<std::vector<std::string>> PgStore::SubscriptionsWithDueWork(int64_t now_ms) {
+  CONN_OR_RETURN(c);
+  // A loose index scan over deliveries_due: one probe per subscription
+  // rather than a walk over every due row.
+  static const char kDue[] =
+      "WITH RECURSIVE s(id) AS ("
+      " (SELECT subscription_id FROM deliveries WHERE next_attempt_at IS NOT NULL"
+      "  ORDER BY subscription_id LIMIT 1)"
+      " UNION ALL"
+      " SELECT (SELECT subscription_id FROM deliveries WHERE next_attempt_at IS NOT NULL"
+      "  AND subscription_id>s.id ORDER BY subscription_id LIMIT 1) FROM s WHERE s.id IS NOT "
+      "NULL) "
+      "SELECT s.id FROM s WHERE s.id IS NOT NULL AND EXISTS (SELECT 1 FROM deliveries d WHERE "
+      "d.subscription_id=s.id AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at<=" NOW_AT(
+          "$1") ")";
+  ROWS_OR_RETURN(r, c->Run(kDue, Params().AddOrNull(opts_.database_clock, now_ms)));
+  std::vector<std::string> out;
+  for (int i = 0; i < r.size(); ++i) out.push_back(r.Text(i, 0));
+  return out;
+}
+
+Status PgStore::ReleaseLeases(const std::vector<LeaseRef>& leases, int64_t now_ms) {
+  if (leases.empty()) return Status::Ok();
+  CONN_OR_RETURN(c);
+  ArrayBuilder ids, tokens;
+  for (const auto& l : leases) {
+    ids.Add(std::string_view(l.delivery_id));
+    tokens.Add(std::string_view(l.token));
+  }
+  static const char kRelease[] =
+      "UPDATE deliveries d SET status=CASE WHEN attempts=0 THEN 'pending' ELSE 'retrying' END, "
+      "next_attempt_at=" NOW_AT("$1") ", updated_at=" NOW_AT("$1") ", receipt=NULL FROM "
+      "unnest($2::text[],$3::text[]) AS "
+      "l(id,token) WHERE d.id=l.id AND d.status='in_flight' AND d.receipt=l.token";
+  auto r = c->Run(
+      kRelease,
+      Params().AddOrNull(opts_.database_clock, now_ms).Own(ids.Finish()).Own(tokens.Finish()));
+  return r.ok() ? Status::Ok() : r.status();
+}
+
+Status PgStore::DeliveryStats(int64_t now_ms,
+                              std::vector<std::pair<std::string, int64_t>>* by_state,
+                              int64_t* oldest_due_ms) {
+  return Stats("", now_ms, by_state, oldest_due_ms);
+}
+
+Status PgStore::TenantDeliveryStats(const std::string& tenant, int64_t now_ms,
+                                    std::vector<std::pair<std::string, int64_t>>* by_state,
+                                    int64_t* oldest_due_ms) {
+  return Stats(tenant, now_ms, by_state, oldest_due_ms);
+}
+
+// `tenant` empty: every tenant.
+Status PgStore::Stats(const std::string& tenant, int64_t now_ms,
+                      std::vector<std::pair<std::string, int64_t>>* by_state,
+                      int64_t* oldest_due_ms) {
+  CONN_OR_RETURN(c);
+  for (const char* st : {kDeliveryPending, kDeliveryInFlight, kDeliverySucceeded, kDeliveryRetrying,
+                         kDeliveryDead}) {
+    by_state->emplace_back(st, 0);
+  }
+  // Two statements, not one with ($1='' OR tenant=$1): a generic plan of
+  // that would scan every tenant's deliveries for one tenant's stats.
+  static const char kStats[] = "SELECT status, count(*) FROM deliveries GROUP BY status";
+  static const char kTenantStats[] =
+      "SELECT status, count(*) FROM deliveries WHERE tenant=$1 GROUP BY status";
+  Params sp;
+  if (!tenant.empty()) sp.Add(tenant);
+  ROWS_OR_RETURN(r, c->Run(tenant.empty() ? kStats : kTenantStats, sp));
+  for (int i = 0; i < r.size(); ++i) {
+    for (auto& [name, n] : *by_state) {
+      if (name == r.Text(i, 0)) n = r.Int(i, 1);
+    }
+  }
+  // How long ago (on the database's clock) the oldest due delivery became
+  // due, returned on the caller's clock (now_ms - age): callers compute
+  // the age from their own now.
+  static const char kOldest[] =
+      "SELECT " NOW_AT("$1") "-min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS "
+      "NOT NULL AND status IN ('pending','retrying') AND next_attempt_at<=" NOW_AT("$1");
+  static const char kTenantOldest[] =
+      "SELECT " NOW_AT("$1") "-min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS "
+      "NOT NULL AND status IN ('pending','retrying') AND next_attempt_at<=" NOW_AT("$1") " AND "
+      "tenant=$2";
+  Params op;
+  AddNow(op, now_ms);
+  if (!tenant.empty()) op.Add(tenant);
+  ROWS_OR_RETURN(o, c->Run(tenant.empty() ? kOldest : kTenantOldest, op));
+  *oldest_due_ms = o.size() == 0 || o.IsNull(0, 0) ? 0 : now_ms - o.Int(0, 0);
+  return Status::Ok();
+}
+
+// Tells every node (this one included) that a subscription has work now.
+void PgStore::Notify(pg::Conn& c, const std::string& sub_id) {
+  static const char kNotify[] = "SELECT pg_notify('triggers_work',$1)";
+  (void)c.Run(kNotify, Params().Add(sub_id));
+}
+
+// Leases due deliveries of one subscription, shared safely between nodes:
+// candidates are locked with SKIP LOCKED, so two nodes never take the same
+// row; ordered deliveries (with an ordering_key) are taken only when no
+// earlier unfinished delivery of the same key exists. With max_receives > 0
+// (pull) each gets a fresh receipt and counts a receive; one already
+// received max_receives times goes dead instead.
+Result<std::vector<PgStore::Leased>> PgStore::Lease(const std::string& sub_id, int64_t now_ms,
+                                                    int max, int64_t lease_until_ms,
+                                                    int max_receives) {
+  CONN_OR_RETURN(c);
+  static const char kLease[] =
+      "WITH c AS (SELECT d.id AS did, d.seq AS dseq, d.next_attempt_at AS dnat, "
+      "d.attempts AS datt, e.id AS e_id, e.tenant AS e_tenant, e.type AS e_type, "
+      "e.source AS e_source, e.subject AS e_subject, e.ordering_key AS e_okey, e.data AS e_data, "
+      "e.received_at AS e_received FROM deliveries d JOIN events e ON e.tenant=d.tenant AND "
+      "e.id=d.event_id "
+      "WHERE d.subscription_id=$1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at<=" NOW_AT("$2") " "
+      "AND (d.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p WHERE "
+      "p.subscription_id=$1 AND p.ordering_key=d.ordering_key AND p.next_attempt_at IS NOT NULL "
+      "AND p.seq<d.seq)) ORDER BY d.next_attempt_at, d.seq LIMIT $3 FOR UPDATE OF d SKIP "
+      "LOCKED), "
+      "dead AS (UPDATE deliveries d SET status='dead', next_attempt_at=NULL, receipt=NULL, "
+      "last_error='received max_receives times without an ack', updated_at=" NOW_AT("$2") " FROM c WHERE "
+      "d.id=c.did AND $5>0 AND c.datt>=$5 RETURNING d.id), "
+      "up AS (UPDATE deliveries d SET status='in_flight', next_attempt_at=" NOW_AT("$2") "+$4::bigint, updated_at=" NOW_AT("$2") ", "
+      "attempts=d.attempts+(CASE WHEN $5>0 THEN 1 ELSE 0 END), receipt="
+      "d.id||'.'||left(replace(gen_random_uuid()::text,'-',''),12)||left(replace(gen_random_uuid("
+      ")::text,'-',''),12) FROM c WHERE d.id=c.did AND "
+      "NOT ($5>0 AND c.datt>=$5) RETURNING "
+      "d.id,d.tenant,d.event_id,d.subscription_id,d.status,d.attempts,"
+      "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,d.receipt) "
+      "SELECT up.*, c.e_id, c.e_tenant, c.e_type, c.e_source, c.e_subject, c.e_okey, c.e_data, "
+      "c.e_received FROM up JOIN c ON c.did=up.id ORDER BY c.dnat, c.dseq";
+  ROWS_OR_RETURN(r, c->Run(kLease, Params()
+                                       .Add(sub_id)
+                                       .AddOrNull(opts_.database_clock, now_ms)
+                                       .Add(max)
+                                       .Add(lease_until_ms - now_ms)  // the lease's length
+                                       .Add(max_receives)));
+  std::vector<Leased> out;
+  out.reserve(static_cast<size_t>(r.size()));
+  for (int i = 0; i < r.size(); ++i) {
+    Leased l;
+    l.delivery = ReadDelivery(r, i, 0);
+    if (!r.IsNull(i, 11)) l.receipt = r.Text(i, 11);
+    l.event = ReadEvent(r, i, 12);
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
+}  // namespace triggers::store::postgres

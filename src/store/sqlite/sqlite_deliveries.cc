@@ -1,0 +1,370 @@
+// The embedded store: the delivery queue (listing, leases with tokens,
+// receives and settles, attempt outcomes, replay, statistics).
+#include "store/sqlite/sqlite_internal.h"
+
+namespace triggers::store::sqlite {
+
+Result<std::vector<Delivery>> SqliteStore::ListDeliveries(const std::string& tenant,
+                                                          const DeliveryFilter& f,
+                                                          const ListOptions& opts) {
+  auto r = Reader();
+  if (!r.conn) return r.status;
+  // One statement per filter shape, each able to use an index.
+  std::string sql = std::string("SELECT ") + kDeliveryCols + " FROM deliveries WHERE tenant=?1";
+  if (!f.event_id.empty()) sql += " AND event_id=?2";
+  if (!f.subscription_id.empty()) sql += " AND subscription_id=?3";
+  if (!f.status.empty()) sql += " AND status=?4";
+  sql += " AND id>?5 ORDER BY id LIMIT ?6";
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(r.conn->db(), sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
+    return SqlError(r.conn->db(), "list deliveries");
+  }
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(raw, sqlite3_finalize);
+  Stmt st(raw);
+  st.Bind(1, tenant).Bind(5, opts.after_id).Bind(6, static_cast<int64_t>(opts.limit));
+  if (!f.event_id.empty()) st.Bind(2, f.event_id);
+  if (!f.subscription_id.empty()) st.Bind(3, f.subscription_id);
+  if (!f.status.empty()) st.Bind(4, f.status);
+  std::vector<Delivery> out;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) out.push_back(ReadDelivery(st));
+  if (rc != SQLITE_DONE) return SqlError(r.conn->db(), "list deliveries");
+  return out;
+}
+
+Result<Delivery> SqliteStore::GetDelivery(const std::string& tenant, const std::string& id) {
+  auto r = Reader();
+  if (!r.conn) return r.status;
+  Delivery d;
+  {
+    static const std::string sql =
+        std::string("SELECT ") + kDeliveryCols + " FROM deliveries WHERE id=? AND tenant=?";
+    PREPARE_OR_RETURN(st, *r.conn, sql.c_str());
+    st.Bind(1, id).Bind(2, tenant);
+    int rc = st.Step();
+    if (rc == SQLITE_DONE) return Status::NotFound("delivery not found");
+    if (rc != SQLITE_ROW) return SqlError(r.conn->db(), "get delivery");
+    d = ReadDelivery(st);
+  }
+  PREPARE_OR_RETURN(st, *r.conn,
+                    "SELECT at,status_code,latency_ms,error,response_snippet FROM "
+                    "delivery_attempts WHERE delivery_id=? ORDER BY n");
+  st.Bind(1, id);
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) {
+    DeliveryAttempt a;
+    a.at_ms = st.Int(0);
+    if (!st.IsNull(1)) a.status_code = static_cast<int>(st.Int(1));
+    a.latency_ms = st.Int(2);
+    a.error = st.OptText(3);
+    a.response_snippet = st.Text(4);
+    d.attempt_log.push_back(std::move(a));
+  }
+  if (rc != SQLITE_DONE) return SqlError(r.conn->db(), "get attempts");
+  return d;
+}
+
+Status SqliteStore::RetryDelivery(const std::string& tenant, const std::string& id,
+                                  int64_t now_ms) {
+  std::lock_guard lock(write_mu_);
+  PREPARE_OR_RETURN(
+      get, writer_,
+      "SELECT d.status, s.deleted_at IS NULL AND s.id IS NOT NULL FROM deliveries d "
+      "LEFT JOIN subscriptions s ON s.id=d.subscription_id WHERE d.id=? AND d.tenant=?");
+  get.Bind(1, id).Bind(2, tenant);
+  int rc = get.Step();
+  if (rc == SQLITE_DONE) return Status::NotFound("delivery not found");
+  if (rc != SQLITE_ROW) return SqlError(writer_.db(), "retry delivery");
+  std::string status = get.Text(0);
+  if (get.Int(1) == 0) return Status::Conflict("the delivery's subscription was deleted");
+  if (status == kDeliveryPending || status == kDeliveryInFlight) {
+    return Status::Conflict("the delivery is " + status + " already");
+  }
+  PREPARE_OR_RETURN(st, writer_,
+                    "UPDATE deliveries SET status='pending', next_attempt_at=?1, updated_at=?1, "
+                    "attempts=" PULL_RECEIVES_RESET " WHERE id=?2");
+  st.Bind(1, now_ms).Bind(2, id);
+  if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "retry delivery");
+  return Status::Ok();
+}
+
+Result<int64_t> SqliteStore::RequeueDead(const std::string& tenant, const std::string& sub_id,
+                                         const std::string& min_id, const std::string& max_id,
+                                         int64_t now_ms) {
+  std::lock_guard lock(write_mu_);
+  PREPARE_OR_RETURN(st, writer_,
+                    "UPDATE deliveries SET status='pending', next_attempt_at=?1, updated_at=?1, "
+                    "attempts=" PULL_RECEIVES_RESET
+                    " WHERE tenant=?2 AND subscription_id=?3 AND "
+                    "status='dead' AND event_id>=?4 AND event_id<=?5 AND EXISTS (SELECT 1 FROM "
+                    "subscriptions s WHERE s.id=?3 AND s.tenant=?2 AND s.deleted_at IS NULL)");
+  st.Bind(1, now_ms).Bind(2, tenant).Bind(3, sub_id).Bind(4, min_id).Bind(5, max_id);
+  if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "requeue dead");
+  return static_cast<int64_t>(sqlite3_changes(writer_.db()));
+}
+
+Result<int64_t> SqliteStore::CreateMissingDeliveries(const std::string& tenant,
+                                                     const std::string& sub_id,
+                                                     const std::vector<Event>& events, bool ordered,
+                                                     int64_t now_ms) {
+  if (events.empty()) return int64_t{0};
+  std::lock_guard lock(write_mu_);
+  int64_t created = 0;
+  Status s = WriteTxn(false, [&]() -> Status {
+    for (const auto& ev : events) {
+      PREPARE_OR_RETURN(
+          ins, writer_,
+          "INSERT INTO deliveries(id,tenant,event_id,subscription_id,status,"
+          "next_attempt_at,created_at,updated_at,ordering_key) SELECT ?1,?2,?3,?4,'pending',"
+          "?5,?5,?5,?6 "
+          "WHERE NOT EXISTS (SELECT 1 FROM deliveries WHERE tenant=?2 AND "
+          "event_id=?3 AND subscription_id=?4) AND EXISTS (SELECT 1 FROM subscriptions s "
+          "WHERE s.id=?4 AND s.tenant=?2 AND s.deleted_at IS NULL)");
+      std::string id = core::NewId("dlv_", now_ms);
+      ins.Bind(1, id).Bind(2, tenant).Bind(3, ev.id).Bind(4, sub_id).Bind(5, now_ms);
+      if (ordered) ins.Bind(6, ev.ordering_key ? std::string_view(*ev.ordering_key) : "");
+      if (ins.Step() != SQLITE_DONE) return SqlError(writer_.db(), "replay insert");
+      created += sqlite3_changes(writer_.db());
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return created;
+}
+
+Result<std::vector<SqliteStore::Leased>> SqliteStore::LeaseDue(const std::string& sub_id,
+                                                               int64_t now_ms, int max,
+                                                               int64_t lease_until_ms) {
+  return Lease(sub_id, now_ms, max, lease_until_ms, 0);
+}
+
+Result<std::vector<SqliteStore::Leased>> SqliteStore::Receive(const std::string& sub_id,
+                                                              int64_t now_ms, int max,
+                                                              int64_t visible_again_ms,
+                                                              int max_receives) {
+  return Lease(sub_id, now_ms, max, visible_again_ms, std::max(1, max_receives));
+}
+
+Result<std::vector<SqliteStore::ReceiptResult>> SqliteStore::Settle(
+    const std::string& sub_id, const std::vector<std::string>& receipts, bool ack,
+    int64_t visible_at_ms, int64_t now_ms) {
+  std::lock_guard lock(write_mu_);
+  std::vector<ReceiptResult> out;
+  Status s = WriteTxn(true, [&]() -> Status {
+    for (const auto& receipt : receipts) {
+      ReceiptResult rr;
+      rr.receipt = receipt;
+      rr.status = "not_found";
+      size_t dot = receipt.find('.');
+      std::string id = receipt.substr(0, dot);
+      {
+        PREPARE_OR_RETURN(get, writer_,
+                          "SELECT status, receipt, next_attempt_at FROM deliveries WHERE id=? AND "
+                          "subscription_id=?");
+        get.Bind(1, id).Bind(2, sub_id);
+        int rc = get.Step();
+        if (rc == SQLITE_ROW) {
+          bool live = get.Text(0) == kDeliveryInFlight && !get.IsNull(2) && get.Int(2) > now_ms &&
+                      dot != std::string::npos && get.Text(1) == receipt;
+          rr.status = live ? (ack ? "acked" : "nacked") : "expired";
+        } else if (rc != SQLITE_DONE) {
+          return SqlError(writer_.db(), "receipt");
+        }
+      }
+      if (rr.status == "acked" || rr.status == "nacked") {
+        PREPARE_OR_RETURN(up, writer_,
+                          ack ? "UPDATE deliveries SET status='succeeded', next_attempt_at=NULL, "
+                                "receipt=NULL, updated_at=?2 WHERE id=?1"
+                              : "UPDATE deliveries SET status='retrying', next_attempt_at=?3, "
+                                "receipt=NULL, updated_at=?2 WHERE id=?1");
+        up.Bind(1, id).Bind(2, now_ms);
+        if (!ack) up.Bind(3, visible_at_ms);
+        if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "settle");
+      }
+      out.push_back(std::move(rr));
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Status SqliteStore::RecordAttempts(const std::vector<AttemptResult>& results, int64_t now_ms) {
+  if (results.empty()) return Status::Ok();
+  std::lock_guard lock(write_mu_);
+  Status s = WriteTxn(true, [&]() -> Status {
+    for (const auto& r : results) {
+      {
+        PREPARE_OR_RETURN(ins, writer_,
+                          "INSERT OR REPLACE INTO delivery_attempts(delivery_id,n,at,status_code,"
+                          "latency_ms,error,response_snippet) SELECT ?1, attempts+1, ?2, ?3, ?4, "
+                          "?5, ?6 FROM deliveries WHERE id=?1 AND (?7='' OR "
+                          "(status='in_flight' AND receipt=?7))");
+        ins.Bind(1, r.delivery_id).Bind(2, r.attempt.at_ms).Bind(3, r.attempt.status_code);
+        ins.Bind(4, r.attempt.latency_ms).Bind(5, r.attempt.error);
+        ins.Bind(6, r.attempt.response_snippet).Bind(7, r.lease_token);
+        if (ins.Step() != SQLITE_DONE) return SqlError(writer_.db(), "record attempt");
+      }
+      const bool finished = r.status == kDeliverySucceeded || r.status == kDeliveryDead;
+      PREPARE_OR_RETURN(
+          up, writer_,
+          "UPDATE deliveries SET status=?2, attempts=attempts+1, next_attempt_at=?3,"
+          " last_error=?4, last_status_code=?5, updated_at=?6 WHERE id=?1 AND (?7='' OR "
+          "(status='in_flight' AND receipt=?7))");
+      up.Bind(1, r.delivery_id).Bind(2, r.status);
+      if (finished) {
+        sqlite3_bind_null(up.raw(), 3);
+      } else {
+        up.Bind(3, r.next_attempt_at_ms);
+      }
+      up.Bind(4, r.attempt.error).Bind(5, r.attempt.status_code).Bind(6, now_ms);
+      up.Bind(7, r.lease_token);
+      if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "record attempt");
+    }
+    return Status::Ok();
+  });
+  return s;
+}
+
+Result<std::vector<std::string>> SqliteStore::SubscriptionsWithDueWork(int64_t now_ms) {
+  auto r = Reader();
+  if (!r.conn) return r.status;
+  PREPARE_OR_RETURN(st, *r.conn,
+                    "SELECT DISTINCT subscription_id FROM deliveries WHERE next_attempt_at IS "
+                    "NOT NULL AND next_attempt_at<=?");
+  st.Bind(1, now_ms);
+  std::vector<std::string> out;
+  int rc;
+  while ((rc = st.Step()) == SQLITE_ROW) out.push_back(st.Text(0));
+  if (rc != SQLITE_DONE) return SqlError(r.conn->db(), "due work");
+  return out;
+}
+
+Status SqliteStore::ReleaseLeases(const std::vector<LeaseRef>& leases, int64_t now_ms) {
+  if (leases.empty()) return Status::Ok();
+  std::lock_guard lock(write_mu_);
+  Status s = WriteTxn(true, [&]() -> Status {
+    for (const auto& l : leases) {
+      PREPARE_OR_RETURN(up, writer_,
+                        "UPDATE deliveries SET status=CASE WHEN attempts=0 THEN 'pending' ELSE "
+                        "'retrying' END, next_attempt_at=?1, updated_at=?1, receipt=NULL "
+                        "WHERE id=?2 AND status='in_flight' AND receipt=?3");
+      up.Bind(1, now_ms).Bind(2, l.delivery_id).Bind(3, l.token);
+      if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "release");
+    }
+    return Status::Ok();
+  });
+  return s;
+}
+
+Status SqliteStore::DeliveryStats(int64_t now_ms,
+                                  std::vector<std::pair<std::string, int64_t>>* by_state,
+                                  int64_t* oldest_due_ms) {
+  return Stats(nullptr, now_ms, by_state, oldest_due_ms);
+}
+
+Status SqliteStore::TenantDeliveryStats(const std::string& tenant, int64_t now_ms,
+                                        std::vector<std::pair<std::string, int64_t>>* by_state,
+                                        int64_t* oldest_due_ms) {
+  return Stats(&tenant, now_ms, by_state, oldest_due_ms);
+}
+
+Status SqliteStore::Stats(const std::string* tenant, int64_t now_ms,
+                          std::vector<std::pair<std::string, int64_t>>* by_state,
+                          int64_t* oldest_due_ms) {
+  auto r = Reader();
+  if (!r.conn) return r.status;
+  for (const char* st : {kDeliveryPending, kDeliveryInFlight, kDeliverySucceeded, kDeliveryRetrying,
+                         kDeliveryDead}) {
+    by_state->emplace_back(st, 0);
+  }
+  {
+    PREPARE_OR_RETURN(st, *r.conn,
+                      tenant ? "SELECT status, count(*) FROM deliveries WHERE tenant=? GROUP BY "
+                               "status"
+                             : "SELECT status, count(*) FROM deliveries GROUP BY status");
+    if (tenant) st.Bind(1, *tenant);
+    int rc;
+    while ((rc = st.Step()) == SQLITE_ROW) {
+      for (auto& [name, n] : *by_state) {
+        if (name == st.Text(0)) n = st.Int(1);
+      }
+    }
+    if (rc != SQLITE_DONE) return SqlError(r.conn->db(), "delivery stats");
+  }
+  PREPARE_OR_RETURN(
+      st, *r.conn,
+      tenant ? "SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL "
+               "AND status IN ('pending','retrying') AND next_attempt_at<=?1 AND tenant=?2"
+             : "SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL "
+               "AND status IN ('pending','retrying') AND next_attempt_at<=?1");
+  st.Bind(1, now_ms);
+  if (tenant) st.Bind(2, *tenant);
+  int rc = st.Step();
+  if (rc != SQLITE_ROW) return SqlError(r.conn->db(), "oldest due");
+  *oldest_due_ms = st.IsNull(0) ? 0 : st.Int(0);
+  return Status::Ok();
+}
+
+// one already received max_receives times goes dead instead.
+Result<std::vector<SqliteStore::Leased>> SqliteStore::Lease(const std::string& sub_id,
+                                                            int64_t now_ms, int max,
+                                                            int64_t lease_until_ms,
+                                                            int max_receives) {
+  std::lock_guard lock(write_mu_);
+  std::vector<Leased> out;
+  Status s = WriteTxn(true, [&]() -> Status {
+    static const std::string sql = std::string(
+        "SELECT d.id,d.tenant,d.event_id,d.subscription_id,d.status,d.attempts,"
+        "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,"
+        "e.id,e.tenant,e.type,e.source,e.subject,e.ordering_key,e.data,e.received_at "
+        "FROM deliveries d JOIN events e ON e.tenant=d.tenant AND e.id=d.event_id "
+        "WHERE d.subscription_id=?1 AND d.next_attempt_at IS NOT NULL AND "
+        "d.next_attempt_at<=?2 AND (d.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM "
+        "deliveries p WHERE p.subscription_id=?1 AND p.ordering_key=d.ordering_key AND "
+        "p.next_attempt_at IS NOT NULL AND p.seq<d.seq)) "
+        "ORDER BY d.next_attempt_at, d.seq LIMIT ?3");
+    std::vector<Leased> candidates;
+    {
+      PREPARE_OR_RETURN(st, writer_, sql.c_str());
+      st.Bind(1, sub_id).Bind(2, now_ms).Bind(3, static_cast<int64_t>(max + 16));
+      int rc;
+      while ((rc = st.Step()) == SQLITE_ROW) {
+        Leased l;
+        l.delivery = ReadDelivery(st, 0);
+        l.event = ReadEvent(st, 11);
+        candidates.push_back(std::move(l));
+      }
+      if (rc != SQLITE_DONE) return SqlError(writer_.db(), "lease scan");
+    }
+    for (auto& l : candidates) {
+      if (static_cast<int>(out.size()) >= max) break;
+      if (max_receives > 0 && l.delivery.attempts >= max_receives) {
+        PREPARE_OR_RETURN(dead, writer_,
+                          "UPDATE deliveries SET status='dead', next_attempt_at=NULL, receipt=NULL,"
+                          " last_error='received max_receives times without an ack', "
+                          "updated_at=? WHERE id=?");
+        dead.Bind(1, now_ms).Bind(2, l.delivery.id);
+        if (dead.Step() != SQLITE_DONE) return SqlError(writer_.db(), "dead");
+        continue;
+      }
+      // A fresh token for every lease (the pull receipt).
+      l.receipt = l.delivery.id + "." + core::Hex(core::RandomBytes(12));
+      if (max_receives > 0) l.delivery.attempts += 1;
+      PREPARE_OR_RETURN(up, writer_,
+                        "UPDATE deliveries SET status='in_flight', next_attempt_at=?1, "
+                        "updated_at=?2, receipt=?3, attempts=attempts+?4 WHERE id=?5");
+      up.Bind(1, lease_until_ms).Bind(2, now_ms).Bind(3, l.receipt);
+      up.Bind(4, static_cast<int64_t>(max_receives > 0 ? 1 : 0)).Bind(5, l.delivery.id);
+      if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "lease");
+      // An ordered key yields one delivery per lease: later ones of the same
+      // key wait for this one to finish.
+      out.push_back(std::move(l));
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+}  // namespace triggers::store::sqlite
