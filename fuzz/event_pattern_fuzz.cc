@@ -9,6 +9,7 @@
 
 #include "core/event_parser.h"
 #include "core/event_pattern.h"
+#include "delivery/subscription_cache.h"
 #include "targets.h"
 
 namespace triggers::fuzz {
@@ -40,8 +41,8 @@ void Globs(std::string_view in) {
   if (filter.ok()) (void)filter.value().Matches(type);
 }
 
-// The event as the subscription cache's filters see it (EventDoc in
-// src/delivery/subscription_cache.cc); bytes that are not a valid event are
+// The event as the subscription cache's filters see it
+// (delivery::EventDocument); bytes that are not a valid event are
 // matched as whatever JSON value they are.
 json::value EventDoc(std::string_view in) {
   static thread_local core::EventParser parser;
@@ -53,15 +54,9 @@ json::value EventDoc(std::string_view in) {
     json::value v = json::parse(in, ec, json::storage_ptr(), opts);
     return ec ? json::value(nullptr) : v;
   }
-  json::value data = json::parse(ev.data, ec, json::storage_ptr(), opts);
-  FUZZ_CHECK(!ec, "an accepted event's data does not parse");
-  json::object o;
-  o["type"] = ev.type;
-  o["source"] = ev.source ? json::value(*ev.source) : json::value(nullptr);
-  o["subject"] = ev.subject ? json::value(*ev.subject) : json::value(nullptr);
-  o["ordering_key"] = ev.ordering_key ? json::value(*ev.ordering_key) : json::value(nullptr);
-  o["data"] = std::move(data);
-  return json::value(std::move(o));
+  json::value doc = delivery::EventDocument(ev);
+  FUZZ_CHECK(!doc.is_string(), "an accepted event's data does not parse");
+  return doc;
 }
 
 // Byte 0 odd: "<filter JSON>\0<event JSON>".

@@ -120,21 +120,8 @@ void Inbox::Run() {
     // timeouts, nacks, other nodes); in between only those past their deadline.
     const bool poll = now - last_poll >= 1000;
     if (poll) last_poll = now;
-    std::vector<std::shared_ptr<Waiter>> take;
-    for (auto it = parked_.begin(); it != parked_.end();) {
-      auto& ws = it->second;
-      for (size_t i = 0; i < ws.size();) {
-        if (poll || ws[i]->deadline_ms <= now) {
-          take.push_back(std::move(ws[i]));
-          ws[i] = std::move(ws.back());
-          ws.pop_back();
-          --count_;
-        } else {
-          ++i;
-        }
-      }
-      it = ws.empty() ? parked_.erase(it) : std::next(it);
-    }
+    std::vector<std::shared_ptr<Waiter>> take =
+        TakeLocked([&](const Waiter& w) { return poll || w.deadline_ms <= now; });
     lock.unlock();
     for (auto& w : take) {
       bool final = w->deadline_ms <= now;
@@ -153,22 +140,29 @@ void Inbox::EndKey(const std::string& key_hash) {
   std::vector<std::shared_ptr<Waiter>> ended;
   {
     std::lock_guard lock(mu_);
-    for (auto it = parked_.begin(); it != parked_.end();) {
-      auto& ws = it->second;
-      for (size_t i = 0; i < ws.size();) {
-        if (ws[i]->key_hash == key_hash) {
-          ended.push_back(std::move(ws[i]));
-          ws[i] = std::move(ws.back());
-          ws.pop_back();
-          --count_;
-        } else {
-          ++i;
-        }
-      }
-      it = ws.empty() ? parked_.erase(it) : std::next(it);
-    }
+    ended = TakeLocked([&](const Waiter& w) { return w.key_hash == key_hash; });
   }
   for (auto& w : ended) Answer(*w, Turn::kRevoked);
+}
+
+std::vector<std::shared_ptr<Inbox::Waiter>> Inbox::TakeLocked(
+    const std::function<bool(const Waiter&)>& pred) {
+  std::vector<std::shared_ptr<Waiter>> out;
+  for (auto it = parked_.begin(); it != parked_.end();) {
+    auto& ws = it->second;
+    for (size_t i = 0; i < ws.size();) {
+      if (pred(*ws[i])) {
+        out.push_back(std::move(ws[i]));
+        ws[i] = std::move(ws.back());
+        ws.pop_back();
+        --count_;
+      } else {
+        ++i;
+      }
+    }
+    it = ws.empty() ? parked_.erase(it) : std::next(it);
+  }
+  return out;
 }
 
 void Inbox::Shutdown() {

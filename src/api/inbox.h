@@ -69,6 +69,9 @@ class Inbox {
     Attempt attempt;
   };
   void Run();
+  // Removes the parked waiters for which `pred` holds and returns them
+  // (caller holds mu_).
+  std::vector<std::shared_ptr<Waiter>> TakeLocked(const std::function<bool(const Waiter&)>& pred);
   void Try(std::shared_ptr<Waiter> w, bool final);
   // Parks `w` again; false (and nothing done) once stopping.
   bool Repark(const std::shared_ptr<Waiter>& w);

@@ -140,12 +140,10 @@ int64_t SubscriptionCache::Generation(const std::string& tenant) const {
   return it == by_tenant_.end() ? 0 : it->second->generation;
 }
 
-namespace {
-
 // The event as filters see it: an object, or, when `data` does not parse, a
 // string saying why. `data` is parsed with the depth limit of ingest
 // (core::kMaxJsonDepth), so every event ingest accepted parses.
-json::value EventDoc(const Event& ev) {
+json::value EventDocument(const Event& ev) {
   json::parse_options opts;
   opts.max_depth = core::kMaxJsonDepth;
   boost::system::error_code ec;
@@ -160,12 +158,14 @@ json::value EventDoc(const Event& ev) {
   return json::value(std::move(o));
 }
 
+namespace {
+
 // A filter that cannot evaluate an event does not match it, and says so:
 // matching it as if `data` were null would miss or wrongly deliver events.
 bool Matches(const CompiledSubscription& c, const Event& ev, std::optional<json::value>* doc) {
   if (!c.types.Matches(ev.type)) return false;
   if (!c.pattern) return true;
-  if (!*doc) *doc = EventDoc(ev);  // built once per event, only if a filter needs it
+  if (!*doc) *doc = EventDocument(ev);  // built once per event, only if a filter needs it
   if (const json::string* why = (*doc)->if_string()) {
     obs::Metrics::Get().FilterError();
     // Ids and the parser's reason only: never the payload.

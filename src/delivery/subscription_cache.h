@@ -14,6 +14,7 @@
 // only a shared lock to copy one tenant's snapshot.
 #pragma once
 
+#include <boost/json/value.hpp>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -38,6 +39,11 @@ struct CompiledSubscription {
 // Compiles a subscription's event_types and filter (both JSON text).
 // Validation status naming the bad part.
 Result<std::shared_ptr<const CompiledSubscription>> CompileSubscription(const Subscription& sub);
+
+// The event as filters see it: {type, source, subject, ordering_key, data},
+// with `data` parsed under core::kMaxJsonDepth; when `data` does not parse,
+// a string saying why (the caller counts a filter error).
+boost::json::value EventDocument(const Event& ev);
 
 // Appends sub.id to `out` when the subscription (enabled or not) matches `ev`.
 void MatchOne(const CompiledSubscription& sub, const Event& ev, std::vector<std::string>* out);
