@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all bootstrap build run test test-asan fuzz fuzz-smoke fuzz-build bench-ingest bench-delivery bench-pull bench-postgres format clean
+.PHONY: all bootstrap build run test test-asan fuzz fuzz-smoke fuzz-build bench-ingest bench-delivery bench-pull bench-postgres bench-fanout format clean
 
 all: build
 
@@ -60,6 +60,10 @@ bench-delivery: build
 
 bench-ingest: build
 	bash bench/ingest.sh
+
+# Fairness: bench/fanout.sh, which also runs bench/fanout_hanging.sh when that file exists.
+bench-fanout: build
+	bash bench/fanout.sh
 
 format:
 	find src include tests fuzz -name '*.h' -o -name '*.cc' | xargs clang-format -i

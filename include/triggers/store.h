@@ -109,8 +109,29 @@ class EventStore {
   // subscription write that committed before this transaction is applied;
   // one that commits after it finds these deliveries (and drops them, for a
   // delete).
+  // Large fan-out: one call writes at most the store's
+  // `fanout_rows_per_commit` unordered delivery rows (ordered ones always);
+  // the items' other deliveries are recorded durably, in the same
+  // transaction, as pending fan-out that MaterializeFanout writes later.
   virtual Status CommitIngest(std::vector<IngestItem*>& items, int64_t now_ms,
                               int64_t idempotency_window_ms, IngestMatcher* matcher) = 0;
+
+  // What one MaterializeFanout call did.
+  struct FanoutChunk {
+    int64_t rows = 0;                           // deliveries written
+    bool more = false;                          // pending fan-out is left: call again
+    std::vector<std::string> subscription_ids;  // the subscriptions that got them
+  };
+  // Writes, in one durable transaction, up to `fanout_rows_per_commit` of the
+  // oldest pending fan-out deliveries, skipping subscriptions deleted since
+  // their event was ingested (the DELETE already dropped their unfinished
+  // deliveries). Without `look` it answers "nothing" at once unless this
+  // store deferred something since its last empty answer; with it, it looks
+  // in the store (what a crash or another node left). Called by the ingest
+  // writer between group commits, so other requests interleave.
+  virtual Result<FanoutChunk> MaterializeFanout(int64_t /*now_ms*/, bool /*look*/) {
+    return FanoutChunk{};
+  }
 
   // --- events (always scoped to a tenant) ----------------------------------
   virtual Result<Event> GetEvent(const std::string& tenant, const std::string& id) = 0;
@@ -329,6 +350,9 @@ struct SqliteOptions {
   std::string path;          // the database file
   int read_connections = 4;  // pool of readers (WAL allows them beside the writer)
   int wal_autocheckpoint = 100;
+  // Unordered delivery rows one ingest transaction writes at most, and one
+  // MaterializeFanout chunk (see EventStore::CommitIngest).
+  int64_t fanout_rows_per_commit = 2000;
 };
 
 // Opens (creating if needed) the database and applies pending migrations.
@@ -345,6 +369,8 @@ struct PostgresOptions {
   // only give durations (a lease of lease_until - now). False: the callers'
   // now_ms are used as given (tests that inject the clock).
   bool database_clock = true;
+  // As SqliteOptions::fanout_rows_per_commit.
+  int64_t fanout_rows_per_commit = 2000;
 };
 
 // Connects, applies pending migrations under an advisory lock (several nodes

@@ -52,7 +52,7 @@ namespace pg = store::pg;
 // The SQLite schema (user_version) this copy reads: the files in
 // src/store/sqlite/migrations. A migration added there must be handled here
 // too (tests/integration/test_migrate_store.py fails until it is).
-constexpr int kSqliteSchemaVersion = 5;
+constexpr int kSqliteSchemaVersion = 6;
 
 constexpr size_t kChunkRows = 1000;
 constexpr size_t kChunkBytes = 16u << 20;
@@ -148,6 +148,15 @@ const Table kTables[] = {
      "$4::integer[],$5::bigint[],$6::text[],$7::text[])",
      {Col::kText, Col::kInt, Col::kInt, Col::kInt, Col::kInt, Col::kLossyText, Col::kLossyText},
      2},
+    // Pending fan-out (deliveries not written yet), oldest first; the target
+    // numbers them afresh in that order.
+    {"fanout_pending",
+     "SELECT count(*) FROM fanout_pending",
+     "SELECT tenant,event_ids,subscription_ids,received_at,done FROM fanout_pending ORDER BY seq",
+     "INSERT INTO fanout_pending(tenant,event_ids,subscription_ids,received_at,done) "
+     "SELECT * FROM unnest($1::text[],$2::text[],$3::text[],$4::bigint[],$5::bigint[])",
+     {Col::kText, Col::kText, Col::kText, Col::kInt, Col::kInt},
+     1},
 };
 constexpr size_t kTableCount = std::size(kTables);
 
@@ -360,7 +369,7 @@ Status CopyTable(sqlite3* db, pg::Conn& target, size_t index, int64_t total, Cop
 Result<std::string> NonEmptyTables(pg::Conn& target) {
   if (Status s = target.Exec("SET LOCAL lock_timeout = '10s'; LOCK TABLE api_keys, subscriptions, "
                              "subscription_generations, events, idempotency, deliveries, "
-                             "delivery_attempts IN EXCLUSIVE MODE");
+                             "delivery_attempts, fanout_pending IN EXCLUSIVE MODE");
       !s.ok()) {
     return PgError(s, "locking the tables");
   }
@@ -372,7 +381,8 @@ Result<std::string> NonEmptyTables(pg::Conn& target) {
       "SELECT 'events' WHERE EXISTS (SELECT 1 FROM events) UNION ALL "
       "SELECT 'idempotency' WHERE EXISTS (SELECT 1 FROM idempotency) UNION ALL "
       "SELECT 'deliveries' WHERE EXISTS (SELECT 1 FROM deliveries) UNION ALL "
-      "SELECT 'delivery_attempts' WHERE EXISTS (SELECT 1 FROM delivery_attempts)";
+      "SELECT 'delivery_attempts' WHERE EXISTS (SELECT 1 FROM delivery_attempts) UNION ALL "
+      "SELECT 'fanout_pending' WHERE EXISTS (SELECT 1 FROM fanout_pending)";
   auto r = target.Run(kNonEmpty, pg::Params());
   if (!r.ok()) return PgError(r.status(), "checking that the target is empty");
   std::string out;
@@ -396,7 +406,8 @@ Status Finish(pg::Conn& target, const Copied& copied) {
       "SELECT (SELECT count(*) FROM api_keys), (SELECT count(*) FROM subscriptions), "
       "(SELECT count(*) FROM subscription_generations), (SELECT count(*) FROM events), (SELECT "
       "count(*) FROM idempotency), "
-      "(SELECT count(*) FROM deliveries), (SELECT count(*) FROM delivery_attempts)";
+      "(SELECT count(*) FROM deliveries), (SELECT count(*) FROM delivery_attempts), "
+      "(SELECT count(*) FROM fanout_pending)";
   auto r = target.Run(kCounts, pg::Params());
   if (!r.ok()) return PgError(r.status(), "counting the copied rows");
   for (size_t i = 0; i < kTableCount; ++i) {

@@ -87,10 +87,18 @@ Status CheckStoreFlags(const Config& cfg) {
   return Status::Ok();
 }
 
+// Test hook: the delivery rows one commit writes (the fan-out tests and
+// bench/fanout.sh set it; a huge value gives the unbounded commit of old).
+int64_t FanoutRowsPerCommit(int64_t dflt) {
+  const char* p = std::getenv("TRIGGERS_TEST_FANOUT_ROWS_PER_COMMIT");
+  return p && std::atoll(p) > 0 ? std::atoll(p) : dflt;
+}
+
 Result<std::unique_ptr<store::Store>> OpenPostgresStore(const Config& cfg) {
   store::PostgresOptions o;
   o.url = cfg.postgres_url;
   o.pool_size = cfg.postgres_pool;
+  o.fanout_rows_per_commit = FanoutRowsPerCommit(o.fanout_rows_per_commit);
   return store::OpenPostgres(o);
 }
 
@@ -103,6 +111,7 @@ Result<std::unique_ptr<store::Store>> OpenServeStore(const Config& cfg) {
   if (Status s = CreatePrivateFile(cfg.DbPath(), &created); !s.ok()) return s;
   store::SqliteOptions o;
   o.path = cfg.DbPath();
+  o.fanout_rows_per_commit = FanoutRowsPerCommit(o.fanout_rows_per_commit);
   return store::OpenSqlite(o);
 }
 
@@ -364,6 +373,10 @@ int RunServe(Config& cfg) {
     if (!created.empty()) event_stream.Publish(std::move(created));
   };
   wo.matcher = &subscriptions;  // the ingest transaction re-matches on a stale generation
+  // Test hook (crash tests): stop writing pending fan-out after N chunks.
+  if (const char* p = std::getenv("TRIGGERS_TEST_FANOUT_PAUSE_AFTER_CHUNKS")) {
+    wo.fanout_pause_after_chunks = std::atoll(p);
+  }
   store::IngestWriter writer(st.get(), SystemClock(), wo);
   api::Context ctx;
   ctx.store = st.get();

@@ -3,6 +3,13 @@
 // transaction with a single fsync (Store::CommitIngest) and then completes
 // each request. No I/O thread ever waits on the disk.
 //
+// Large fan-out: a commit writes a bounded number of delivery rows and
+// leaves the rest as pending fan-out in the store; between group commits
+// the writer materializes one bounded chunk of it (Store::MaterializeFanout),
+// so other requests wait for at most one chunk (docs/design.md, "Large
+// fan-out"). It also looks for pending fan-out at start and when idle for
+// `fanout_poll_ms` (what a crash or another node left).
+//
 // Thread safety: Submit() from any thread. Callbacks run where
 // Options::complete runs them (the writer thread by default) and must not block.
 #pragma once
@@ -17,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/ids.h"
 #include "triggers/clock.h"
 #include "triggers/store.h"
 
@@ -48,6 +56,12 @@ class IngestWriter {
     // Re-matches items whose subscriptions generation is stale, inside the
     // ingest transaction (Store::CommitIngest). Null: matches are kept.
     IngestMatcher* matcher = nullptr;
+    // How long the writer idles before it looks for pending fan-out left by
+    // a crash or by another node.
+    int64_t fanout_poll_ms = 5000;
+    // Test hook (crash tests): stop materializing after this many chunks
+    // and log "fan-out paused (test hook)". Negative: never.
+    int64_t fanout_pause_after_chunks = -1;
   };
   IngestWriter(EventStore* store, Clock* clock, Options options);
   ~IngestWriter();  // Stop()s
@@ -62,9 +76,21 @@ class IngestWriter {
   uint64_t committed_items() const { return items_.load(std::memory_order_relaxed); }
   // Time spent inside Store::CommitIngest (writes and fsync), in total.
   uint64_t commit_ns() const { return commit_ns_.load(std::memory_order_relaxed); }
+  // Pending fan-out chunks written.
+  uint64_t fanout_chunks() const { return fanout_chunks_.load(std::memory_order_relaxed); }
 
  private:
   void Run();
+  // Moves up to one commit's worth of queued batches into `work`; with
+  // `block`, waits for some first (at most fanout_poll_ms: *timed_out).
+  // False: stopping and drained.
+  bool Take(std::vector<std::shared_ptr<IngestBatch>>& work, bool block, bool* timed_out);
+  // Commits `work` and answers its requests.
+  void CommitGroup(std::vector<std::shared_ptr<IngestBatch>>& work);
+  void CountCommitted(const std::vector<IngestItem*>& items, int64_t now);
+  void Reply(std::vector<std::shared_ptr<IngestBatch>>& work, const Status& s);
+  // One chunk of pending fan-out; returns whether more is left.
+  bool MaterializeChunk(bool look);
 
   EventStore* store_;
   Clock* clock_;
@@ -78,6 +104,9 @@ class IngestWriter {
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> items_{0};
   std::atomic<uint64_t> commit_ns_{0};
+  std::atomic<uint64_t> fanout_chunks_{0};
+  core::UlidGenerator ids_;     // writer thread only
+  bool paused_logged_ = false;  // writer thread only
   std::thread thread_;
 };
 

@@ -41,7 +41,7 @@ from receiver import Receiver  # noqa: E402
 BASE_ARGS = ["--allow-private-destinations", "--retry-schedule", "200ms,1h",
              "--delivery-timeout", "2s"]
 TABLES = ["api_keys", "subscriptions", "events", "idempotency", "deliveries",
-          "delivery_attempts"]
+          "delivery_attempts", "fanout_pending"]
 PSQL = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
 
 
@@ -271,7 +271,8 @@ class MigrateStoreTests(MigrateStoreCase):
         # ---- the copy
         expected = self.sqlite_counts(srv.data_dir)
         self.assertEqual(expected, {"api_keys": 3, "subscriptions": 5, "events": 7,
-                                    "idempotency": 1, "deliveries": 12, "delivery_attempts": 10})
+                                    "idempotency": 1, "deliveries": 12, "delivery_attempts": 10,
+                                    "fanout_pending": 0})
         p = self.migrate(srv.data_dir, target)
         self.assertEqual(self.summary_counts(p.stdout), expected, p.stdout)
         self.assertEqual(self.pg_counts(target), expected)

@@ -228,6 +228,7 @@ Result<int64_t> PgStore::InsertBulk(pg::Conn& c, std::vector<IngestItem*>& items
   std::vector<std::pair<std::string_view, int64_t>> gseen;
   std::unordered_set<std::string_view> subs;
   std::string payload;
+  FanoutBudget budget(opts_.fanout_rows_per_commit);
   for (IngestItem* it : items) {
     if (it->outcome != IngestItem::Outcome::kPending) continue;
     const Event& ev = it->event;
@@ -245,13 +246,16 @@ Result<int64_t> PgStore::InsertBulk(pg::Conn& c, std::vector<IngestItem*>& items
       gtenant.Add(std::string_view(ev.tenant));
       ggen.Add(it->matched_generation);
     }
+    const bool deferred = budget.Defer(*it);  // then only the ordered ones now
     for (size_t k = 0; k < it->subscription_ids.size() && k < it->delivery_ids.size(); ++k) {
+      const bool ordered = k < it->subscription_ordered.size() && it->subscription_ordered[k];
+      if (deferred && !ordered) continue;
       did.Add(std::string_view(it->delivery_ids[k]));
       dtenant.Add(std::string_view(ev.tenant));
       devent.Add(std::string_view(ev.id));
       dsub.Add(std::string_view(it->subscription_ids[k]));
       dnat.Add(ev.received_at_ms);
-      if (k < it->subscription_ordered.size() && it->subscription_ordered[k]) {
+      if (ordered) {
         dkey.Add(std::string_view(ev.ordering_key ? *ev.ordering_key : std::string()));
       } else {
         dkey.AddNull();
@@ -263,6 +267,13 @@ Result<int64_t> PgStore::InsertBulk(pg::Conn& c, std::vector<IngestItem*>& items
     }
   }
   if (id.size() == 0) return int64_t{0};
+  ArrayBuilder ftenant, fevents, fsubs, freceived;
+  for (const DeferredFanout& d : budget.deferred()) {
+    ftenant.Add(std::string_view(d.tenant));
+    fevents.Add(std::string_view(JoinIds(d.event_ids)));
+    fsubs.Add(std::string_view(JoinIds(d.subscription_ids)));
+    freceived.Add(d.received_at_ms);
+  }
   // NOTIFY payloads are limited to 8000 bytes: an empty one means "any".
   if (payload.size() > 7000) payload.clear();
   auto r = c.Run(kIngestBulk, Params()
@@ -283,13 +294,18 @@ Result<int64_t> PgStore::InsertBulk(pg::Conn& c, std::vector<IngestItem*>& items
                                   .Own(dkey.Finish())
                                   .Add(payload)
                                   .Own(gtenant.Finish())
-                                  .Own(ggen.Finish()));
+                                  .Own(ggen.Finish())
+                                  .Own(ftenant.Finish())
+                                  .Own(fevents.Finish())
+                                  .Own(fsubs.Finish())
+                                  .Own(freceived.Finish()));
   if (!r.ok()) return r.status();
   if (r.value().size() != 1) return Status::Unavailable("store: ingest returned no row");
   if (int64_t stale = r.value().Int(0, 0); stale != 0) return stale;
   for (IngestItem* it : items) {
     if (it->outcome == IngestItem::Outcome::kPending) it->outcome = IngestItem::Outcome::kCreated;
   }
+  if (!budget.deferred().empty()) fanout_maybe_.store(true, std::memory_order_relaxed);
   return int64_t{0};
 }
 

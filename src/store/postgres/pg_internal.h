@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -21,6 +22,7 @@
 #include "core/ids.h"
 #include "core/json_util.h"
 #include "obs/logger.h"
+#include "store/fanout.h"
 #include "store/migrations.h"
 #include "store/postgres/pg_conn.h"
 #include "store/purge_chunks.h"
@@ -157,7 +159,8 @@ inline ApiKey ReadKey(const Rows& r, int i) {
 // Statements (static storage: their addresses key the prepared-statement cache).
 // Inserts a batch unless a tenant's subscriptions generation is not the one
 // its items were matched at ($17/$18): then nothing is inserted and `stale`
-// (the first column) is the number of such tenants.
+// (the first column) is the number of such tenants. $19-$22: the pending
+// fan-out markers of the deliveries beyond the row budget (pg_fanout.cc).
 inline constexpr char kIngestBulk[] =
     "WITH chk AS (SELECT count(*) AS stale FROM unnest($17::text[],$18::bigint[]) AS x(t,g) "
     "WHERE COALESCE((SELECT generation FROM subscription_generations s WHERE s.tenant=x.t),0)"
@@ -169,7 +172,10 @@ inline constexpr char kIngestBulk[] =
     "created_at,updated_at,ordering_key) SELECT t.id,t.tenant,t.event_id,t.sub,'pending',"
     "CASE WHEN $13::bigint IS NULL THEN " DBNOW " ELSE t.nat END," NOW_AT("$13") "," NOW_AT("$13")
     ",t.ok FROM unnest($9::text[],$10::text[],$11::text[],$12::text[],$14::bigint[],"
-    "$15::text[]) AS t(id,tenant,event_id,sub,nat,ok), chk WHERE chk.stale=0) "
+    "$15::text[]) AS t(id,tenant,event_id,sub,nat,ok), chk WHERE chk.stale=0), "
+    "f AS (INSERT INTO fanout_pending(tenant,event_ids,subscription_ids,received_at) "
+    "SELECT m.* FROM unnest($19::text[],$20::text[],$21::text[],$22::bigint[]) AS m, chk "
+    "WHERE chk.stale=0) "
     "SELECT chk.stale, (SELECT count(*) FROM (SELECT pg_notify('triggers_work',$16) "
     "WHERE chk.stale=0 AND cardinality($9::text[])>0) AS n) FROM chk";
 inline constexpr char kGenerations[] =
@@ -215,6 +221,9 @@ class PgStore final : public Store {
 
   Status CommitIngest(std::vector<IngestItem*>& items, int64_t now_ms, int64_t window_ms,
                       IngestMatcher* matcher) override;
+
+  // See pg_fanout.cc.
+  Result<FanoutChunk> MaterializeFanout(int64_t now_ms, bool look) override;
 
   Result<Event> GetEvent(const std::string& tenant, const std::string& id) override;
 
@@ -347,6 +356,10 @@ class PgStore final : public Store {
   Result<int64_t> InsertBulk(pg::Conn& c, std::vector<IngestItem*>& items, int64_t now_ms,
                              bool check_generations);
 
+  // Large fan-out (pg_fanout.cc): one marker's next chunk of rows.
+  Status MaterializeOne(pg::Conn& c, int64_t now_ms, int64_t budget, FanoutChunk* out,
+                        int64_t* considered, bool* found);
+
   // Tells every node (this one included) that a subscription has work now.
   void Notify(pg::Conn& c, const std::string& sub_id);
 
@@ -372,6 +385,10 @@ class PgStore final : public Store {
   std::atomic<bool> stop_{false};
   int wake_fd_ = -1;
   std::thread listener_;
+  // This node deferred fan-out since the last empty look (true at open).
+  std::atomic<bool> fanout_maybe_{true};
+  std::mutex fanout_mu_;
+  core::UlidGenerator fanout_ids_;  // under fanout_mu_
 };
 
 }  // namespace triggers::store::postgres

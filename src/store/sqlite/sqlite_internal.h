@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -16,6 +17,7 @@
 #include "core/crypto.h"
 #include "core/idempotency.h"
 #include "core/ids.h"
+#include "store/fanout.h"
 #include "store/migrations.h"
 #include "store/purge_chunks.h"
 #include "triggers/store.h"
@@ -249,6 +251,9 @@ class SqliteStore final : public Store {
   Status CommitIngest(std::vector<IngestItem*>& items, int64_t now_ms, int64_t window_ms,
                       IngestMatcher* matcher) override;
 
+  // See sqlite_fanout.cc.
+  Result<FanoutChunk> MaterializeFanout(int64_t now_ms, bool look) override;
+
   Result<Event> GetEvent(const std::string& tenant, const std::string& id) override;
 
   Result<EventPage> ListEvents(const std::string& tenant, const std::string& type,
@@ -415,6 +420,12 @@ class SqliteStore final : public Store {
 
   Status WriteItems(std::vector<IngestItem*>& items, int64_t now_ms, int64_t window_ms);
 
+  // Large fan-out (sqlite_fanout.cc): the markers of the deliveries an
+  // ingest transaction defers, and one marker's next chunk of rows.
+  Status WriteDeferred(const std::vector<DeferredFanout>& deferred);
+  Status MaterializeOne(int64_t now_ms, int64_t budget, FanoutChunk* out, int64_t* considered,
+                        bool* found);
+
   Status Migrate();
 
   SqliteOptions opts_;
@@ -425,6 +436,9 @@ class SqliteStore final : public Store {
   std::condition_variable pool_cv_;
   std::vector<std::unique_ptr<Conn>> pool_;
   int opened_ = 0;
+  // Pending fan-out may exist (true at open: a crash may have left some).
+  std::atomic<bool> fanout_maybe_{true};
+  core::UlidGenerator fanout_ids_;  // under write_mu_
 };
 
 }  // namespace triggers::store::sqlite

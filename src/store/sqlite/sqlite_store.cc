@@ -151,6 +151,7 @@ Status SqliteStore::RematchStale(std::vector<IngestItem*>& items, IngestMatcher*
 }
 
 Status SqliteStore::WriteItems(std::vector<IngestItem*>& items, int64_t now_ms, int64_t window_ms) {
+  FanoutBudget budget(opts_.fanout_rows_per_commit);
   for (IngestItem* it : items) {
     Event& ev = it->event;
     if (!it->idempotency_key.empty()) {
@@ -196,18 +197,21 @@ Status SqliteStore::WriteItems(std::vector<IngestItem*>& items, int64_t now_ms, 
     st.Bind(5, ev.subject).Bind(6, ev.ordering_key).Bind(7, ev.data);
     st.Bind(8, ev.received_at_ms);
     if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "insert event");
+    const bool deferred = budget.Defer(*it);  // then only the ordered ones now
     for (size_t k = 0; k < it->subscription_ids.size() && k < it->delivery_ids.size(); ++k) {
+      const bool ordered = k < it->subscription_ordered.size() && it->subscription_ordered[k];
+      if (deferred && !ordered) continue;
       PREPARE_OR_RETURN(d, writer_, kInsertDelivery);
       d.Bind(1, it->delivery_ids[k]).Bind(2, ev.tenant).Bind(3, ev.id);
       d.Bind(4, it->subscription_ids[k]).Bind(5, ev.received_at_ms).Bind(6, now_ms);
-      if (k < it->subscription_ordered.size() && it->subscription_ordered[k]) {
+      if (ordered) {
         d.Bind(7, ev.ordering_key ? std::string_view(*ev.ordering_key) : std::string_view(""));
       }
       if (d.Step() != SQLITE_DONE) return SqlError(writer_.db(), "insert delivery");
     }
     it->outcome = IngestItem::Outcome::kCreated;
   }
-  return Status::Ok();
+  return WriteDeferred(budget.deferred());
 }
 
 Status SqliteStore::Migrate() {
