@@ -53,7 +53,8 @@ inline std::vector<std::string> SplitIds(std::string_view s) {
 // dozen subscriptions and events, not for every subscription of one event:
 // the deliveries indexes (by subscription, by event) get few dirty pages per
 // chunk, where event-major order dirtied a page per subscription in every
-// chunk and made the chunks 7 times slower than one big commit per row.
+// chunk and made a fan-out 3 times slower than one big commit
+// (docs/benchmarks.md, "Fan-out fairness").
 inline constexpr size_t kFanoutTileEvents = 50;
 
 // Row `i` of a marker of n_events x n_subs: {event index, subscription index}.
