@@ -23,7 +23,8 @@ tenant_key() {  # tenant scopes_json
 }
 
 other() {  # label: the other tenant's ingest for DURATION seconds
-  API_KEY=$KEY_B wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$SHARED/post_event.lua" \
+  # --timeout: a stalled request must count in the latency, not as a wrk timeout error.
+  API_KEY=$KEY_B wrk -t2 -c"$CONNS" -d"${DURATION}s" --timeout 60s --latency -s "$SHARED/post_event.lua" \
     "$B/v1/events" | grep '^rps=' |
     python3 -c '
 import re, sys
