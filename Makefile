@@ -1,31 +1,66 @@
 # Triggers: `make run` builds and serves on the embedded store; `make test`
-# builds and runs every test. Both install what they need first.
+# builds and runs every test. Each target first installs what it needs, and
+# only that (scripts/bootstrap TARGET: `make run` needs no test tools).
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+PREFIX ?= /usr/local
+BOOTSTRAP := bash scripts/bootstrap
+CONFIGURE = cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
 
-.PHONY: all bootstrap build run test test-asan fuzz fuzz-smoke fuzz-build bench-ingest bench-delivery bench-pull bench-postgres bench-fanout format clean
+.PHONY: all bootstrap build build-tests run test test-asan fuzz fuzz-smoke fuzz-build bench-ingest bench-delivery bench-pull bench-postgres bench-fanout format clean install deb man check-portable
 
 all: build
 
 bootstrap:
-	@bash scripts/bootstrap
+	@$(BOOTSTRAP) build test
 
-$(BUILD)/build.ninja:
-	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
-
-build: bootstrap $(BUILD)/build.ninja
+# The server (and the tests when GTest is installed: TRIGGERS_TESTS=AUTO).
+# An existing build dir keeps its configuration.
+build:
+	@$(BOOTSTRAP) build
+	@test -f $(BUILD)/build.ninja || $(CONFIGURE)
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: build
 	$(BUILD)/triggers serve --data-dir ./data
 
-test: build
+# The build dir with the tests required (TRIGGERS_TESTS=ON).
+build-tests:
+	@$(BOOTSTRAP) test
+	@grep -qx 'TRIGGERS_TESTS:STRING=ON' $(BUILD)/CMakeCache.txt 2>/dev/null || $(CONFIGURE) -DTRIGGERS_TESTS=ON
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build-tests
 	cd $(BUILD) && ctest --output-on-failure -j 1
 
+# cmake --install: bin/triggers, man page, systemd unit, example config
+# (docs/operations.md, "Installing"). `make install PREFIX=/usr DESTDIR=...`.
+install: build
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The Debian package, $(BUILD)/deb/triggers_<version>_<arch>.deb (packaging/make-deb).
+deb: build
+	@$(BOOTSTRAP) deb
+	cmake --build $(BUILD) --target deb
+
+# Refreshes the committed man page (packaging/triggers.1), installed where the
+# build cannot generate it.
+man: build
+	cmake --build $(BUILD) --target man_page
+	cp $(BUILD)/triggers.1 packaging/triggers.1
+
+# The build, the unit tests and a smoke run on Debian 13 in a chroot made by
+# mmdebstrap (scripts/check-portable; slow, not part of `make test`). The root
+# is kept in build-portable/ for the next run.
+check-portable:
+	@$(BOOTSTRAP) portable
+	bash scripts/check-portable build-portable
+
 # The same tests on an ASan+UBSan build (CI runs it after `make test`).
-test-asan: bootstrap
-	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTRIGGERS_SANITIZE=ON
+test-asan:
+	@$(BOOTSTRAP) test
+	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTRIGGERS_SANITIZE=ON -DTRIGGERS_TESTS=ON
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 1
 
@@ -37,8 +72,9 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := event_parser event_pattern json_body parse http_request
 FUZZ_BUILD := build-fuzz
 
-fuzz-build: bootstrap
-	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTRIGGERS_FUZZ=ON \
+fuzz-build:
+	@$(BOOTSTRAP) fuzz
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTRIGGERS_FUZZ=ON -DTRIGGERS_TESTS=OFF \
 	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
 
@@ -50,22 +86,28 @@ fuzz-smoke:
 	@FUZZ_DETERMINISTIC=1 $(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
 bench-pull: build
+	@$(BOOTSTRAP) bench
 	bash bench/pull.sh
 
 bench-postgres: build
+	@$(BOOTSTRAP) bench
 	bash bench/postgres.sh
 
 bench-delivery: build
+	@$(BOOTSTRAP) bench
 	bash bench/delivery.sh
 
 bench-ingest: build
+	@$(BOOTSTRAP) bench
 	bash bench/ingest.sh
 
 # Fairness: bench/fanout.sh, which also runs bench/fanout_hanging.sh when that file exists.
 bench-fanout: build
+	@$(BOOTSTRAP) bench
 	bash bench/fanout.sh
 
 format:
+	@$(BOOTSTRAP) format
 	find src include tests fuzz -name '*.h' -o -name '*.cc' | xargs clang-format -i
 
 # A test PostgreSQL left running by an interrupted ctest is stopped first.
@@ -73,3 +115,4 @@ clean:
 	-@bash scripts/test-pg stop $(BUILD)/pg >/dev/null 2>&1
 	-@bash scripts/test-pg stop build-asan/pg >/dev/null 2>&1
 	rm -rf $(BUILD) build-asan build-fuzz
+	@echo "build-portable/ (the Debian 13 root of make check-portable) is kept: rm -rf build-portable"
