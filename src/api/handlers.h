@@ -9,6 +9,8 @@ Response GetHealth(Context& ctx, const Call& call);
 Response GetMetrics(Context& ctx, const Call& call);
 void GetUi(Context& ctx, const Call& call, Respond respond);
 void GetUiAsset(Context& ctx, const Call& call, Respond respond);
+void GetOpenApi(Context& ctx, const Call& call, Respond respond);
+void GetRoot(Context& ctx, const Call& call, Respond respond);
 
 Response PostKey(Context& ctx, const Call& call);
 Response ListKeys(Context& ctx, const Call& call);

@@ -28,8 +28,10 @@ struct Route {
 
 // Every route of the API. Literal patterns come before patterns with {id}.
 const Route kRoutes[] = {
+    {"GET", "/", Access::kPublic, 0, nullptr, GetRoot},
     {"GET", "/health", Access::kPublic, 0, GetHealth, nullptr},
     {"GET", "/metrics", Access::kMetrics, 0, GetMetrics, nullptr},
+    {"GET", "/openapi.json", Access::kPublic, 0, nullptr, GetOpenApi},
     {"GET", "/ui", Access::kPublic, 0, nullptr, GetUi},
     {"GET", "/ui/{name}", Access::kPublic, 0, nullptr, GetUiAsset},
     {"POST", "/v1/keys", Access::kManageOrAdmin, kScopeManage, PostKey, nullptr},
@@ -105,6 +107,33 @@ std::string_view ScopeName(uint32_t scope) {
 }
 
 }  // namespace
+
+std::vector<RouteInfo> RouteTable() {
+  std::vector<RouteInfo> out;
+  for (const Route& r : kRoutes) {
+    RouteInfo info;
+    info.method = r.method;
+    info.pattern = r.pattern;
+    switch (r.access) {
+      case Access::kPublic:
+        info.access = "public";
+        break;
+      case Access::kMetrics:
+        info.access = "public or admin";
+        break;
+      case Access::kTenant:
+        info.access = "tenant";
+        info.scope = ScopeName(r.scope);
+        break;
+      case Access::kManageOrAdmin:
+        info.access = "tenant or admin";
+        info.scope = ScopeName(r.scope);
+        break;
+    }
+    out.push_back(info);
+  }
+  return out;
+}
 
 void Router::Handle(const Request& req, Respond respond) {
   const std::string& rid = req.request_id;

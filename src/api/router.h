@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "api/auth.h"
 #include "api/context.h"
@@ -25,6 +26,18 @@ struct Call {
 
 using SyncHandler = Response (*)(Context& ctx, const Call& call);
 using AsyncHandler = void (*)(Context& ctx, const Call& call, Respond respond);
+
+// One row of the route table, for checks of the API's description
+// (tests/unit/api/openapi_test.cc compares it with docs/openapi.yaml).
+struct RouteInfo {
+  std::string_view method;   // "GET", "POST", ...
+  std::string_view pattern;  // "/v1/events/{id}"
+  std::string_view access;   // "public", "public or admin", "tenant", "tenant or admin"
+  std::string_view scope;    // "ingest", "read", "consume", "manage"; empty when public
+};
+
+// Every route, in the order the router tries them. Static storage.
+std::vector<RouteInfo> RouteTable();
 
 class Router {
  public:

@@ -152,6 +152,31 @@ def ensure_npm_package(prefix, spec, purpose):
                                  % (spec, p.returncode, (p.stdout + p.stderr)[-2000:]))
     return node
 
+def record_exchange(method, path, headers, body, resp):
+    """With TRIGGERS_IT_RECORD=<file> set, appends one JSON line per request
+    made through Server.request: method, path (with the query), request
+    headers and body, status, response headers and body (text; bytes that
+    are not UTF-8 are escaped). tests/openapi/validate_traffic.mjs checks
+    such a file against docs/openapi.yaml (test_openapi.py)."""
+    target = os.environ.get("TRIGGERS_IT_RECORD")
+    if not target:
+        return
+
+    def text(b):
+        return None if b is None else b.decode("utf-8", "backslashreplace")
+
+    line = json.dumps({
+        "method": method, "path": path,
+        "request_headers": {str(k).lower(): v.decode("latin-1") if isinstance(v, bytes) else str(v)
+                            for k, v in headers.items()},
+        "request_body": text(body),
+        "status": resp.status, "response_headers": resp.headers,
+        "response_body": text(resp.raw),
+    })
+    with open(target, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
 def register_secret(secret):
     if secret:
         KNOWN_SECRETS.add(secret)
@@ -453,9 +478,11 @@ class Server:
             conn.request(method, path, body=data, headers=hdrs)
             resp = conn.getresponse()
             raw = resp.read()
-            return Response(resp.status, _lower_headers(resp.getheaders()), parse_json(raw), raw)
+            out = Response(resp.status, _lower_headers(resp.getheaders()), parse_json(raw), raw)
         finally:
             conn.close()
+        record_exchange(method, path, hdrs, data, out)
+        return out
 
     def connection(self, timeout=10.0):
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
