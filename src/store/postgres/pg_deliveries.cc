@@ -12,6 +12,8 @@ namespace triggers::store::postgres {
 Result<PgStore::PurgeCounts> PgStore::Purge(int64_t events_before_ms, int64_t idem_before_ms,
                                             int64_t now_ms, const PurgeLimits& limits) {
   CONN_OR_RETURN(c);
+  // Keeps the count deltas few on a node that nobody scrapes.
+  if (Status f = FoldDeliveryCounts(*c); !f.ok()) return f;
   auto chunk = [&c](const char* sql, int64_t bound, int limit) -> Result<int64_t> {
     int64_t n = 0;
     Status s = c->Txn(true, [&]() -> Status {
@@ -376,9 +378,15 @@ Status PgStore::Stats(const std::string& tenant, int64_t now_ms,
   }
   // Two statements, not one with ($1='' OR tenant=$1): a generic plan of
   // that would scan every tenant's deliveries for one tenant's stats.
-  static const char kStats[] = "SELECT status, count(*) FROM deliveries GROUP BY status";
+  // Maintained counts (migration 0003): the settled counts plus the deltas
+  // not folded in yet, read in one snapshot.
+  if (Status f = FoldDeliveryCounts(*c); !f.ok()) return f;
+  static const char kStats[] =
+      "SELECT status, sum(n)::bigint FROM (SELECT status, n FROM delivery_counts UNION ALL "
+      "SELECT status, n FROM delivery_count_deltas) c GROUP BY status";
   static const char kTenantStats[] =
-      "SELECT status, count(*) FROM deliveries WHERE tenant=$1 GROUP BY status";
+      "SELECT status, sum(n)::bigint FROM (SELECT status, n FROM delivery_counts WHERE tenant=$1 "
+      "UNION ALL SELECT status, n FROM delivery_count_deltas WHERE tenant=$1) c GROUP BY status";
   Params sp;
   if (!tenant.empty()) sp.Add(tenant);
   ROWS_OR_RETURN(r, c->Run(tenant.empty() ? kStats : kTenantStats, sp));
@@ -389,20 +397,51 @@ Status PgStore::Stats(const std::string& tenant, int64_t now_ms,
   }
   // How long ago (on the database's clock) the oldest due delivery became
   // due, returned on the caller's clock (now_ms - age): callers compute
-  // the age from their own now.
+  // the age from their own now. Per subscription, the first waiting one in
+  // index order (a loose scan of deliveries_due), not a walk over every row.
+#define FIRST_WAITING                                                              \
+  "(SELECT next_attempt_at FROM deliveries d WHERE d.subscription_id=s.id AND "    \
+  "d.next_attempt_at IS NOT NULL AND d.status IN ('pending','retrying') ORDER BY " \
+  "d.next_attempt_at LIMIT 1)"
   static const char kOldest[] =
-      "SELECT " NOW_AT("$1") "-min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS "
-      "NOT NULL AND status IN ('pending','retrying') AND next_attempt_at<=" NOW_AT("$1");
+      "WITH RECURSIVE s(id) AS ("
+      " (SELECT subscription_id FROM deliveries WHERE next_attempt_at IS NOT NULL"
+      "  ORDER BY subscription_id LIMIT 1)"
+      " UNION ALL"
+      " SELECT (SELECT subscription_id FROM deliveries WHERE next_attempt_at IS NOT NULL"
+      "  AND subscription_id>s.id ORDER BY subscription_id LIMIT 1) FROM s WHERE s.id IS NOT "
+      "NULL), m AS (SELECT min(" FIRST_WAITING
+      ") AS at FROM s WHERE s.id IS NOT NULL) "
+      "SELECT " NOW_AT("$1") "-m.at FROM m WHERE m.at<=" NOW_AT("$1");
   static const char kTenantOldest[] =
-      "SELECT " NOW_AT("$1") "-min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS "
-      "NOT NULL AND status IN ('pending','retrying') AND next_attempt_at<=" NOW_AT("$1") " AND "
-      "tenant=$2";
+      "WITH s(id) AS (SELECT id FROM subscriptions WHERE tenant=$2), m AS (SELECT "
+      "min(" FIRST_WAITING
+      ") AS at FROM s) SELECT " NOW_AT("$1") "-m.at FROM m WHERE m.at<=" NOW_AT("$1");
+#undef FIRST_WAITING
   Params op;
   AddNow(op, now_ms);
   if (!tenant.empty()) op.Add(tenant);
   ROWS_OR_RETURN(o, c->Run(tenant.empty() ? kOldest : kTenantOldest, op));
   *oldest_due_ms = o.size() == 0 || o.IsNull(0, 0) ? 0 : now_ms - o.Int(0, 0);
   return Status::Ok();
+}
+
+// Moves the delta rows the count triggers appended into delivery_counts
+// (one row per tenant and state). One fold at a time (a node that finds
+// another folding skips: readers sum the deltas anyway); a delta row is
+// deleted, and so added, once.
+Status PgStore::FoldDeliveryCounts(pg::Conn& c) {
+  static const char kFold[] =
+      "WITH moved AS (DELETE FROM delivery_count_deltas WHERE "
+      "pg_try_advisory_xact_lock(hashtext('triggers_delivery_counts')) RETURNING tenant, status, "
+      "n) "
+      "INSERT INTO delivery_counts(tenant, status, n) SELECT tenant, status, sum(n) FROM moved "
+      "GROUP BY tenant, status ORDER BY tenant, status ON CONFLICT(tenant, status) DO UPDATE SET "
+      "n=delivery_counts.n+EXCLUDED.n";
+  return c.Txn(true, [&]() -> Status {
+    auto r = c.Run(kFold, Params());
+    return r.ok() ? Status::Ok() : r.status();
+  });
 }
 
 // Tells every node (this one included) that a subscription has work now.

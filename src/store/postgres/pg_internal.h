@@ -354,6 +354,9 @@ class PgStore final : public Store {
   Result<std::vector<Leased>> Lease(const std::string& sub_id, int64_t now_ms, int max,
                                     int64_t lease_until_ms, const rules::LeasePolicy& policy);
 
+  // Folds the delivery count deltas into delivery_counts (migration 0003).
+  Status FoldDeliveryCounts(pg::Conn& c);
+
   // The LISTEN connection: wakes this node's workers when any node commits
   // deliveries. Reconnects with backoff; after a reconnect it reports "any"
   // (notifications sent while it was away are lost).

@@ -224,12 +224,23 @@ Status SqliteStore::RecordAttempts(const std::vector<AttemptResult>& results, in
   return s;
 }
 
+// The subscriptions with unfinished deliveries, one index probe each (a
+// loose scan of deliveries_due), so a pass costs per subscription, not per row.
+#define SUBSCRIPTIONS_WITH_UNFINISHED                                               \
+  "WITH RECURSIVE s(id) AS (SELECT (SELECT subscription_id FROM deliveries WHERE "  \
+  "next_attempt_at IS NOT NULL ORDER BY subscription_id LIMIT 1) UNION ALL SELECT " \
+  "(SELECT subscription_id FROM deliveries WHERE next_attempt_at IS NOT NULL AND "  \
+  "subscription_id>s.id ORDER BY subscription_id LIMIT 1) FROM s WHERE s.id IS NOT NULL) "
+
 Result<std::vector<std::string>> SqliteStore::SubscriptionsWithDueWork(int64_t now_ms) {
   auto r = Reader();
   if (!r.conn) return r.status;
+  // Then one probe each for a due row (the earliest, in index order).
   PREPARE_OR_RETURN(st, *r.conn,
-                    "SELECT DISTINCT subscription_id FROM deliveries WHERE next_attempt_at IS "
-                    "NOT NULL AND next_attempt_at<=?");
+                    SUBSCRIPTIONS_WITH_UNFINISHED
+                    "SELECT s.id FROM s WHERE s.id IS NOT NULL AND (SELECT min(next_attempt_at) "
+                    "FROM deliveries d WHERE d.subscription_id=s.id AND d.next_attempt_at IS NOT "
+                    "NULL)<=?");
   st.Bind(1, now_ms);
   std::vector<std::string> out;
   int rc;
@@ -266,6 +277,9 @@ Status SqliteStore::TenantDeliveryStats(const std::string& tenant, int64_t now_m
   return Stats(&tenant, now_ms, by_state, oldest_due_ms);
 }
 
+// Counts come from delivery_counts (kept by triggers, see migration 0006);
+// the most overdue delivery is found per subscription in index order (the
+// first pending or retrying one of each), so neither grows with the backlog.
 Status SqliteStore::Stats(const std::string* tenant, int64_t now_ms,
                           std::vector<std::pair<std::string, int64_t>>* by_state,
                           int64_t* oldest_due_ms) {
@@ -277,9 +291,9 @@ Status SqliteStore::Stats(const std::string* tenant, int64_t now_ms,
   }
   {
     PREPARE_OR_RETURN(st, *r.conn,
-                      tenant ? "SELECT status, count(*) FROM deliveries WHERE tenant=? GROUP BY "
+                      tenant ? "SELECT status, sum(n) FROM delivery_counts WHERE tenant=? GROUP BY "
                                "status"
-                             : "SELECT status, count(*) FROM deliveries GROUP BY status");
+                             : "SELECT status, sum(n) FROM delivery_counts GROUP BY status");
     if (tenant) st.Bind(1, *tenant);
     int rc;
     while ((rc = st.Step()) == SQLITE_ROW) {
@@ -289,17 +303,20 @@ Status SqliteStore::Stats(const std::string* tenant, int64_t now_ms,
     }
     if (rc != SQLITE_DONE) return SqlError(r.conn->db(), "delivery stats");
   }
-  PREPARE_OR_RETURN(
-      st, *r.conn,
-      tenant ? "SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL "
-               "AND status IN ('pending','retrying') AND next_attempt_at<=?1 AND tenant=?2"
-             : "SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL "
-               "AND status IN ('pending','retrying') AND next_attempt_at<=?1");
-  st.Bind(1, now_ms);
-  if (tenant) st.Bind(2, *tenant);
+#define FIRST_WAITING                                                              \
+  "(SELECT next_attempt_at FROM deliveries d WHERE d.subscription_id=s.id AND "    \
+  "d.next_attempt_at IS NOT NULL AND d.status IN ('pending','retrying') ORDER BY " \
+  "d.next_attempt_at LIMIT 1)"
+  PREPARE_OR_RETURN(st, *r.conn,
+                    tenant ? "WITH s(id) AS (SELECT id FROM subscriptions WHERE tenant=?1) "
+                             "SELECT min(" FIRST_WAITING ") FROM s"
+                           : SUBSCRIPTIONS_WITH_UNFINISHED "SELECT min(" FIRST_WAITING
+                                                           ") FROM s WHERE s.id IS NOT NULL");
+#undef FIRST_WAITING
+  if (tenant) st.Bind(1, *tenant);
   int rc = st.Step();
   if (rc != SQLITE_ROW) return SqlError(r.conn->db(), "oldest due");
-  *oldest_due_ms = st.IsNull(0) ? 0 : st.Int(0);
+  *oldest_due_ms = st.IsNull(0) || st.Int(0) > now_ms ? 0 : st.Int(0);
   return Status::Ok();
 }
 
