@@ -59,7 +59,7 @@ class TypeFilter {
 // ---- Content filters ---------------------------------------------------------
 
 namespace internal {
-struct PatternNode;  // defined in event_pattern.cc
+struct PatternNode;  // defined in event_pattern_nodes.h
 }  // namespace internal
 
 // A compiled EventBridge event pattern. The pattern is a JSON object whose

@@ -12,6 +12,8 @@ namespace triggers::store::postgres {
 Result<PgStore::PurgeCounts> PgStore::Purge(int64_t events_before_ms, int64_t idem_before_ms,
                                             int64_t now_ms, const PurgeLimits& limits) {
   CONN_OR_RETURN(c);
+  // Keeps the count deltas few on a node that nobody scrapes.
+  if (Status f = FoldDeliveryCounts(*c); !f.ok()) return f;
   auto chunk = [&c](const char* sql, int64_t bound, int limit) -> Result<int64_t> {
     int64_t n = 0;
     Status s = c->Txn(true, [&]() -> Status {
@@ -34,20 +36,17 @@ Result<PgStore::PurgeCounts> PgStore::Purge(int64_t events_before_ms, int64_t id
       "updated_at<$1 RETURNING id), a AS (DELETE FROM delivery_attempts WHERE delivery_id IN "
       "(SELECT id FROM d)) SELECT id FROM d";
   // Unfinished deliveries whose event is gone can never be sent: dead.
-  static const char kOrphans[] =
-      "UPDATE deliveries SET status='dead', next_attempt_at=NULL, receipt=NULL, "
-      "last_error='the event was purged by retention', updated_at=$1 WHERE id IN (SELECT id "
-      "FROM deliveries d WHERE next_attempt_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
-      "events e WHERE e.tenant=d.tenant AND e.id=d.event_id) LIMIT $2) AND next_attempt_at IS "
-      "NOT NULL AND NOT EXISTS (SELECT 1 FROM events e WHERE e.tenant=deliveries.tenant AND "
-      "e.id=deliveries.event_id)";
+  static const std::string kOrphans = "UPDATE deliveries SET " + rules::SetDeadOrphan("$1") +
+                                      " WHERE id IN (SELECT id FROM deliveries d WHERE " +
+                                      rules::IsOrphan("d") + " LIMIT $2) AND " +
+                                      rules::IsOrphan("deliveries");
   static const char kIdem[] =
       "DELETE FROM idempotency WHERE (tenant,key) IN (SELECT tenant,key FROM idempotency WHERE "
       "created_at<$1 LIMIT $2) AND created_at<$1";
   return RunPurgeChunks(limits,
                         {[&](int limit) { return chunk(kEvents, events_before_ms, limit); },
                          [&](int limit) { return chunk(kFinished, events_before_ms, limit); },
-                         [&](int limit) { return chunk(kOrphans, now_ms, limit); },
+                         [&](int limit) { return chunk(kOrphans.c_str(), now_ms, limit); },
                          [&](int limit) { return chunk(kIdem, idem_before_ms, limit); }});
 }
 
@@ -113,15 +112,10 @@ Status PgStore::RetryDelivery(const std::string& tenant, const std::string& id, 
         "subscriptions s ON s.id=d.subscription_id WHERE d.id=$1 AND d.tenant=$2 FOR UPDATE OF d";
     ROWS_OR_RETURN(r, c->Run(kGet, Params().Add(id).Add(tenant)));
     if (r.size() == 0) return Status::NotFound("delivery not found");
-    std::string status = r.Text(0, 0);
-    if (!r.Bool(0, 1)) return Status::Conflict("the delivery's subscription was deleted");
-    if (status == kDeliveryPending || status == kDeliveryInFlight) {
-      return Status::Conflict("the delivery is " + status + " already");
-    }
-    static const char kRetry[] =
-        "UPDATE deliveries SET status='pending', next_attempt_at=" NOW_AT("$1") ", updated_at=" NOW_AT("$1") ", "
-        "attempts=" PULL_RECEIVES_RESET " WHERE id=$2";
-    if (auto u = c->Run(kRetry, Params().AddOrNull(opts_.database_clock, now_ms).Add(id));
+    if (Status s = rules::CheckRetry(r.Text(0, 0), r.Bool(0, 1)); !s.ok()) return s;
+    static const std::string kRetry =
+        "UPDATE deliveries SET " + rules::SetRequeued(NOW_AT("$1")) + " WHERE id=$2";
+    if (auto u = c->Run(kRetry.c_str(), Params().AddOrNull(opts_.database_clock, now_ms).Add(id));
         !u.ok()) {
       return u.status();
     }
@@ -134,20 +128,19 @@ Result<int64_t> PgStore::RequeueDead(const std::string& tenant, const std::strin
                                      int64_t now_ms) {
   CONN_OR_RETURN(c);
   // Only for a live subscription, under the commit-order lock (see RetryDelivery).
-  static const char kRequeue[] =
-      "UPDATE deliveries SET status='pending', next_attempt_at=" NOW_AT("$1") ", updated_at=" NOW_AT("$1") ", "
-      "attempts=" PULL_RECEIVES_RESET
+  static const std::string kRequeue =
+      "UPDATE deliveries SET " + rules::SetRequeued(NOW_AT("$1")) +
       " WHERE tenant=$2 AND subscription_id=$3 AND status='dead' AND event_id>=$4 AND "
       "event_id<=$5 AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.id=$3 AND s.tenant=$2 "
       "AND s.deleted_at IS NULL)";
   int64_t requeued = 0;
   Status st = OrderedTxn(*c, [&]() -> Status {
-    ROWS_OR_RETURN(r, c->Run(kRequeue, Params()
-                                           .AddOrNull(opts_.database_clock, now_ms)
-                                           .Add(tenant)
-                                           .Add(sub_id)
-                                           .Add(min_id)
-                                           .Add(max_id)));
+    ROWS_OR_RETURN(r, c->Run(kRequeue.c_str(), Params()
+                                                   .AddOrNull(opts_.database_clock, now_ms)
+                                                   .Add(tenant)
+                                                   .Add(sub_id)
+                                                   .Add(min_id)
+                                                   .Add(max_id)));
     requeued = r.Affected();
     return Status::Ok();
   });
@@ -201,13 +194,13 @@ Result<int64_t> PgStore::CreateMissingDeliveries(const std::string& tenant,
 
 Result<std::vector<PgStore::Leased>> PgStore::LeaseDue(const std::string& sub_id, int64_t now_ms,
                                                        int max, int64_t lease_until_ms) {
-  return Lease(sub_id, now_ms, max, lease_until_ms, 0);
+  return Lease(sub_id, now_ms, max, lease_until_ms, rules::PushLease());
 }
 
 Result<std::vector<PgStore::Leased>> PgStore::Receive(const std::string& sub_id, int64_t now_ms,
                                                       int max, int64_t visible_again_ms,
                                                       int max_receives) {
-  return Lease(sub_id, now_ms, max, visible_again_ms, std::max(1, max_receives));
+  return Lease(sub_id, now_ms, max, visible_again_ms, rules::PullLease(max_receives));
 }
 
 Result<std::vector<PgStore::ReceiptResult>> PgStore::Settle(
@@ -223,14 +216,12 @@ Result<std::vector<PgStore::ReceiptResult>> PgStore::Settle(
       size_t dot = receipt.find('.');
       std::string id = receipt.substr(0, dot);
       // Only the live receipt of an unexpired lease settles the message.
-      static const char kAck[] =
-          "UPDATE deliveries SET status='succeeded', next_attempt_at=NULL, receipt=NULL, "
-          "updated_at=" NOW_AT("$3") " WHERE id=$1 AND subscription_id=$2 AND receipt=$4 AND "
-          "status='in_flight' AND next_attempt_at>" NOW_AT("$3") "";
-      static const char kNack[] =
-          "UPDATE deliveries SET status='retrying', next_attempt_at=" NOW_AT("$3") "+$5::bigint, receipt=NULL, "
-          "updated_at=" NOW_AT("$3") " WHERE id=$1 AND subscription_id=$2 AND receipt=$4 AND "
-          "status='in_flight' AND next_attempt_at>" NOW_AT("$3") "";
+      static const std::string kAck = "UPDATE deliveries SET " + rules::SetAcked(NOW_AT("$3")) +
+                                      " WHERE id=$1 AND subscription_id=$2 AND " +
+                                      rules::LiveUnder("$4", NOW_AT("$3"));
+      static const std::string kNack =
+          "UPDATE deliveries SET " + rules::SetNacked(NOW_AT("$3") "+$5::bigint", NOW_AT("$3")) +
+          " WHERE id=$1 AND subscription_id=$2 AND " + rules::LiveUnder("$4", NOW_AT("$3"));
       Params p;
       p.Add(id).Add(sub_id);
       AddNow(p, now_ms);
@@ -238,16 +229,16 @@ Result<std::vector<PgStore::ReceiptResult>> PgStore::Settle(
       if (!ack) p.Add(visible_at_ms - now_ms);  // a delay from now
       int64_t changed = 0;
       if (dot != std::string::npos) {
-        ROWS_OR_RETURN(u, c->Run(ack ? kAck : kNack, p));
+        ROWS_OR_RETURN(u, c->Run(ack ? kAck.c_str() : kNack.c_str(), p));
         changed = u.Affected();
       }
-      if (changed > 0) {
-        rr.status = ack ? "acked" : "nacked";
-      } else {
+      bool exists = changed > 0;
+      if (!exists) {
         static const char kExists[] = "SELECT 1 FROM deliveries WHERE id=$1 AND subscription_id=$2";
         ROWS_OR_RETURN(e, c->Run(kExists, Params().Add(id).Add(sub_id)));
-        rr.status = e.size() > 0 ? "expired" : "not_found";
+        exists = e.size() > 0;
       }
+      rr.status = rules::SettleAnswer(ack, changed > 0, exists);
       out.push_back(std::move(rr));
     }
     return Status::Ok();
@@ -293,12 +284,12 @@ Status PgStore::RecordAttempts(const std::vector<AttemptResult>& results, int64_
   CONN_OR_RETURN(c);
   // Rows whose lease is no longer ours are left out of both the attempt
   // log and the update (the rows are locked first, so the check holds).
-  static const char kRecord[] =
-      "WITH r AS (SELECT * FROM unnest($1::text[],$2::text[],$3::bigint[],$4::bigint[],"
+  static const std::string kRecord =
+      std::string("WITH r AS (SELECT * FROM unnest($1::text[],$2::text[],$3::bigint[],$4::bigint[],"
       "$5::integer[],$6::bigint[],$7::text[],$8::text[],$10::text[]) AS "
       "r(id,status,nat,at,code,lat,err,snip,lease)), "
-      "mine AS (SELECT r.*, d.attempts FROM r JOIN deliveries d ON d.id=r.id WHERE r.lease='' OR "
-      "(d.status='in_flight' AND d.receipt=r.lease) FOR UPDATE OF d), "
+      "mine AS (SELECT r.*, d.attempts FROM r JOIN deliveries d ON d.id=r.id WHERE ") +
+      rules::OutcomeAdmitted("r.lease", "d.") + " FOR UPDATE OF d), "
       "a AS (INSERT INTO delivery_attempts(delivery_id,n,at,status_code,latency_ms,error,"
       "response_snippet) SELECT id,attempts+1,at,code,lat,err,snip FROM mine "
       "ON CONFLICT(delivery_id,n) DO UPDATE SET at=EXCLUDED.at,"
@@ -310,17 +301,17 @@ Status PgStore::RecordAttempts(const std::vector<AttemptResult>& results, int64_
   // Without its own fsync: losing the last of these in a power cut means a
   // delivery is attempted again, which at-least-once allows.
   return c->Txn(true, [&]() -> Status {
-    auto r = c->Run(kRecord, Params()
-                                 .Own(ids.Finish())
-                                 .Own(statuses.Finish())
-                                 .Own(next.Finish())
-                                 .Own(at.Finish())
-                                 .Own(codes.Finish())
-                                 .Own(latency.Finish())
-                                 .Own(errors.Finish())
-                                 .Own(snippets.Finish())
-                                 .AddOrNull(opts_.database_clock, now_ms)
-                                 .Own(tokens.Finish()));
+    auto r = c->Run(kRecord.c_str(), Params()
+                                         .Own(ids.Finish())
+                                         .Own(statuses.Finish())
+                                         .Own(next.Finish())
+                                         .Own(at.Finish())
+                                         .Own(codes.Finish())
+                                         .Own(latency.Finish())
+                                         .Own(errors.Finish())
+                                         .Own(snippets.Finish())
+                                         .AddOrNull(opts_.database_clock, now_ms)
+                                         .Own(tokens.Finish()));
     return r.ok() ? Status::Ok() : r.status();
   });
 }
@@ -354,13 +345,12 @@ Status PgStore::ReleaseLeases(const std::vector<LeaseRef>& leases, int64_t now_m
     ids.Add(std::string_view(l.delivery_id));
     tokens.Add(std::string_view(l.token));
   }
-  static const char kRelease[] =
-      "UPDATE deliveries d SET status=CASE WHEN attempts=0 THEN 'pending' ELSE 'retrying' END, "
-      "next_attempt_at=" NOW_AT("$1") ", updated_at=" NOW_AT("$1") ", receipt=NULL FROM "
-      "unnest($2::text[],$3::text[]) AS "
-      "l(id,token) WHERE d.id=l.id AND d.status='in_flight' AND d.receipt=l.token";
+  static const std::string kRelease =
+      "UPDATE deliveries d SET " + rules::SetReleased(NOW_AT("$1")) +
+      " FROM unnest($2::text[],$3::text[]) AS l(id,token) WHERE d.id=l.id AND " +
+      rules::HeldUnder("l.token", "d.");
   auto r = c->Run(
-      kRelease,
+      kRelease.c_str(),
       Params().AddOrNull(opts_.database_clock, now_ms).Own(ids.Finish()).Own(tokens.Finish()));
   return r.ok() ? Status::Ok() : r.status();
 }
@@ -388,9 +378,15 @@ Status PgStore::Stats(const std::string& tenant, int64_t now_ms,
   }
   // Two statements, not one with ($1='' OR tenant=$1): a generic plan of
   // that would scan every tenant's deliveries for one tenant's stats.
-  static const char kStats[] = "SELECT status, count(*) FROM deliveries GROUP BY status";
+  // Maintained counts (migration 0003): the settled counts plus the deltas
+  // not folded in yet, read in one snapshot.
+  if (Status f = FoldDeliveryCounts(*c); !f.ok()) return f;
+  static const char kStats[] =
+      "SELECT status, sum(n)::bigint FROM (SELECT status, n FROM delivery_counts UNION ALL "
+      "SELECT status, n FROM delivery_count_deltas) c GROUP BY status";
   static const char kTenantStats[] =
-      "SELECT status, count(*) FROM deliveries WHERE tenant=$1 GROUP BY status";
+      "SELECT status, sum(n)::bigint FROM (SELECT status, n FROM delivery_counts WHERE tenant=$1 "
+      "UNION ALL SELECT status, n FROM delivery_count_deltas WHERE tenant=$1) c GROUP BY status";
   Params sp;
   if (!tenant.empty()) sp.Add(tenant);
   ROWS_OR_RETURN(r, c->Run(tenant.empty() ? kStats : kTenantStats, sp));
@@ -401,20 +397,51 @@ Status PgStore::Stats(const std::string& tenant, int64_t now_ms,
   }
   // How long ago (on the database's clock) the oldest due delivery became
   // due, returned on the caller's clock (now_ms - age): callers compute
-  // the age from their own now.
+  // the age from their own now. Per subscription, the first waiting one in
+  // index order (a loose scan of deliveries_due), not a walk over every row.
+#define FIRST_WAITING                                                              \
+  "(SELECT next_attempt_at FROM deliveries d WHERE d.subscription_id=s.id AND "    \
+  "d.next_attempt_at IS NOT NULL AND d.status IN ('pending','retrying') ORDER BY " \
+  "d.next_attempt_at LIMIT 1)"
   static const char kOldest[] =
-      "SELECT " NOW_AT("$1") "-min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS "
-      "NOT NULL AND status IN ('pending','retrying') AND next_attempt_at<=" NOW_AT("$1");
+      "WITH RECURSIVE s(id) AS ("
+      " (SELECT subscription_id FROM deliveries WHERE next_attempt_at IS NOT NULL"
+      "  ORDER BY subscription_id LIMIT 1)"
+      " UNION ALL"
+      " SELECT (SELECT subscription_id FROM deliveries WHERE next_attempt_at IS NOT NULL"
+      "  AND subscription_id>s.id ORDER BY subscription_id LIMIT 1) FROM s WHERE s.id IS NOT "
+      "NULL), m AS (SELECT min(" FIRST_WAITING
+      ") AS at FROM s WHERE s.id IS NOT NULL) "
+      "SELECT " NOW_AT("$1") "-m.at FROM m WHERE m.at<=" NOW_AT("$1");
   static const char kTenantOldest[] =
-      "SELECT " NOW_AT("$1") "-min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS "
-      "NOT NULL AND status IN ('pending','retrying') AND next_attempt_at<=" NOW_AT("$1") " AND "
-      "tenant=$2";
+      "WITH s(id) AS (SELECT id FROM subscriptions WHERE tenant=$2), m AS (SELECT "
+      "min(" FIRST_WAITING
+      ") AS at FROM s) SELECT " NOW_AT("$1") "-m.at FROM m WHERE m.at<=" NOW_AT("$1");
+#undef FIRST_WAITING
   Params op;
   AddNow(op, now_ms);
   if (!tenant.empty()) op.Add(tenant);
   ROWS_OR_RETURN(o, c->Run(tenant.empty() ? kOldest : kTenantOldest, op));
   *oldest_due_ms = o.size() == 0 || o.IsNull(0, 0) ? 0 : now_ms - o.Int(0, 0);
   return Status::Ok();
+}
+
+// Moves the delta rows the count triggers appended into delivery_counts
+// (one row per tenant and state). One fold at a time (a node that finds
+// another folding skips: readers sum the deltas anyway); a delta row is
+// deleted, and so added, once.
+Status PgStore::FoldDeliveryCounts(pg::Conn& c) {
+  static const char kFold[] =
+      "WITH moved AS (DELETE FROM delivery_count_deltas WHERE "
+      "pg_try_advisory_xact_lock(hashtext('triggers_delivery_counts')) RETURNING tenant, status, "
+      "n) "
+      "INSERT INTO delivery_counts(tenant, status, n) SELECT tenant, status, sum(n) FROM moved "
+      "GROUP BY tenant, status ORDER BY tenant, status ON CONFLICT(tenant, status) DO UPDATE SET "
+      "n=delivery_counts.n+EXCLUDED.n";
+  return c.Txn(true, [&]() -> Status {
+    auto r = c.Run(kFold, Params());
+    return r.ok() ? Status::Ok() : r.status();
+  });
 }
 
 // Tells every node (this one included) that a subscription has work now.
@@ -428,40 +455,42 @@ void PgStore::Notify(pg::Conn& c, const std::string& sub_id) {
 // row; ordered deliveries (with an ordering_key) are taken only when no
 // earlier unfinished delivery of the same key exists. With max_receives > 0
 // (pull) each gets a fresh receipt and counts a receive; one already
-// received max_receives times goes dead instead.
+// received max_receives times goes dead instead (store/delivery_rules.h).
 Result<std::vector<PgStore::Leased>> PgStore::Lease(const std::string& sub_id, int64_t now_ms,
                                                     int max, int64_t lease_until_ms,
-                                                    int max_receives) {
+                                                    const rules::LeasePolicy& policy) {
   CONN_OR_RETURN(c);
-  static const char kLease[] =
+  static const std::string kLease =
       "WITH c AS (SELECT d.id AS did, d.seq AS dseq, d.next_attempt_at AS dnat, "
       "d.attempts AS datt, e.id AS e_id, e.tenant AS e_tenant, e.type AS e_type, "
       "e.source AS e_source, e.subject AS e_subject, e.ordering_key AS e_okey, e.data AS e_data, "
       "e.received_at AS e_received FROM deliveries d JOIN events e ON e.tenant=d.tenant AND "
-      "e.id=d.event_id "
-      "WHERE d.subscription_id=$1 AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at<=" NOW_AT("$2") " "
-      "AND (d.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p WHERE "
-      "p.subscription_id=$1 AND p.ordering_key=d.ordering_key AND p.next_attempt_at IS NOT NULL "
-      "AND p.seq<d.seq)) ORDER BY d.next_attempt_at, d.seq LIMIT $3 FOR UPDATE OF d SKIP "
-      "LOCKED), "
-      "dead AS (UPDATE deliveries d SET status='dead', next_attempt_at=NULL, receipt=NULL, "
-      "last_error='received max_receives times without an ack', updated_at=" NOW_AT("$2") " FROM c WHERE "
-      "d.id=c.did AND $5>0 AND c.datt>=$5 RETURNING d.id), "
-      "up AS (UPDATE deliveries d SET status='in_flight', next_attempt_at=" NOW_AT("$2") "+$4::bigint, updated_at=" NOW_AT("$2") ", "
-      "attempts=d.attempts+(CASE WHEN $5>0 THEN 1 ELSE 0 END), receipt="
-      "d.id||'.'||left(replace(gen_random_uuid()::text,'-',''),12)||left(replace(gen_random_uuid("
-      ")::text,'-',''),12) FROM c WHERE d.id=c.did AND "
-      "NOT ($5>0 AND c.datt>=$5) RETURNING "
-      "d.id,d.tenant,d.event_id,d.subscription_id,d.status,d.attempts,"
+      "e.id=d.event_id WHERE d.subscription_id=$1 AND d.next_attempt_at IS NOT NULL AND "
+      "d.next_attempt_at<=" NOW_AT("$2") " AND " +
+      rules::Admissible("d") + " ORDER BY " + rules::CandidateOrder("d") +
+      " LIMIT $3 FOR UPDATE OF d SKIP LOCKED), "
+      "dead AS (UPDATE deliveries d SET " +
+      rules::SetDeadMaxReceives(NOW_AT("$2")) + " FROM c WHERE d.id=c.did AND " +
+      rules::ReceivesExhausted("c.datt", "$5") +
+      " RETURNING d.id), "
+      "up AS (UPDATE deliveries d SET status='in_flight', next_attempt_at=" NOW_AT(
+          "$2") "+$4::bigint, updated_at=" NOW_AT("$2") ", attempts=d.attempts+$6::bigint, receipt="
+                                                        "d.id||'.'||left(replace(gen_random_uuid()::"
+                                                        "text,'-',''),12)||left(replace(gen_random_"
+                                                        "uuid()::text,'-',''),12) FROM c WHERE "
+                                                        "d.id=c.did AND NOT " +
+      rules::ReceivesExhausted("c.datt", "$5") +
+      " RETURNING d.id,d.tenant,d.event_id,d.subscription_id,d.status,d.attempts,"
       "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,d.receipt) "
       "SELECT up.*, c.e_id, c.e_tenant, c.e_type, c.e_source, c.e_subject, c.e_okey, c.e_data, "
       "c.e_received FROM up JOIN c ON c.did=up.id ORDER BY c.dnat, c.dseq";
-  ROWS_OR_RETURN(r, c->Run(kLease, Params()
-                                       .Add(sub_id)
-                                       .AddOrNull(opts_.database_clock, now_ms)
-                                       .Add(max)
-                                       .Add(lease_until_ms - now_ms)  // the lease's length
-                                       .Add(max_receives)));
+  ROWS_OR_RETURN(r, c->Run(kLease.c_str(), Params()
+                                               .Add(sub_id)
+                                               .AddOrNull(opts_.database_clock, now_ms)
+                                               .Add(max)
+                                               .Add(lease_until_ms - now_ms)  // the lease's length
+                                               .Add(policy.max_receives)
+                                               .Add(policy.receive_increment)));
   std::vector<Leased> out;
   out.reserve(static_cast<size_t>(r.size()));
   for (int i = 0; i < r.size(); ++i) {

@@ -22,6 +22,7 @@
 #include "core/ids.h"
 #include "core/json_util.h"
 #include "obs/logger.h"
+#include "store/delivery_rules.h"
 #include "store/fanout.h"
 #include "store/migrations.h"
 #include "store/postgres/pg_conn.h"
@@ -74,12 +75,6 @@ inline Status OrderedTxn(pg::Conn& c, F&& body) {
   "code,created_at,updated_at"
 #define EVENT_COLS "id,tenant,type,source,subject,ordering_key,data,received_at"
 #define KEY_COLS "id,tenant,name,scopes,hash,admin,created_at,revoked_at"
-// For a pull message `attempts` counts receives, which max_receives limits: a
-// retried or replayed one starts counting again. A push delivery keeps its
-// count (its retry schedule continues where it stopped).
-#define PULL_RECEIVES_RESET                                                             \
-  "CASE WHEN (SELECT kind FROM subscriptions s WHERE s.id=deliveries.subscription_id)=" \
-  "'pull' THEN 0 ELSE attempts END"
 
 inline Subscription ReadSubscription(const Rows& r, int i) {
   Subscription s;
@@ -370,7 +365,10 @@ class PgStore final : public Store {
   // (pull) each gets a fresh receipt and counts a receive; one already
   // received max_receives times goes dead instead.
   Result<std::vector<Leased>> Lease(const std::string& sub_id, int64_t now_ms, int max,
-                                    int64_t lease_until_ms, int max_receives);
+                                    int64_t lease_until_ms, const rules::LeasePolicy& policy);
+
+  // Folds the delivery count deltas into delivery_counts (migration 0003).
+  Status FoldDeliveryCounts(pg::Conn& c);
 
   // The LISTEN connection: wakes this node's workers when any node commits
   // deliveries. Reconnects with backoff; after a reconnect it reports "any"

@@ -1,5 +1,6 @@
 // The embedded store: the delivery queue (listing, leases with tokens,
 // receives and settles, attempt outcomes, replay, statistics).
+#include "store/delivery_rules.h"
 #include "store/sqlite/sqlite_internal.h"
 
 namespace triggers::store::sqlite {
@@ -75,14 +76,10 @@ Status SqliteStore::RetryDelivery(const std::string& tenant, const std::string& 
   int rc = get.Step();
   if (rc == SQLITE_DONE) return Status::NotFound("delivery not found");
   if (rc != SQLITE_ROW) return SqlError(writer_.db(), "retry delivery");
-  std::string status = get.Text(0);
-  if (get.Int(1) == 0) return Status::Conflict("the delivery's subscription was deleted");
-  if (status == kDeliveryPending || status == kDeliveryInFlight) {
-    return Status::Conflict("the delivery is " + status + " already");
-  }
-  PREPARE_OR_RETURN(st, writer_,
-                    "UPDATE deliveries SET status='pending', next_attempt_at=?1, updated_at=?1, "
-                    "attempts=" PULL_RECEIVES_RESET " WHERE id=?2");
+  if (Status s = rules::CheckRetry(get.Text(0), get.Int(1) != 0); !s.ok()) return s;
+  static const std::string sql =
+      "UPDATE deliveries SET " + rules::SetRequeued("?1") + " WHERE id=?2";
+  PREPARE_OR_RETURN(st, writer_, sql.c_str());
   st.Bind(1, now_ms).Bind(2, id);
   if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "retry delivery");
   return Status::Ok();
@@ -92,12 +89,12 @@ Result<int64_t> SqliteStore::RequeueDead(const std::string& tenant, const std::s
                                          const std::string& min_id, const std::string& max_id,
                                          int64_t now_ms) {
   std::lock_guard lock(write_mu_);
-  PREPARE_OR_RETURN(st, writer_,
-                    "UPDATE deliveries SET status='pending', next_attempt_at=?1, updated_at=?1, "
-                    "attempts=" PULL_RECEIVES_RESET
-                    " WHERE tenant=?2 AND subscription_id=?3 AND "
-                    "status='dead' AND event_id>=?4 AND event_id<=?5 AND EXISTS (SELECT 1 FROM "
-                    "subscriptions s WHERE s.id=?3 AND s.tenant=?2 AND s.deleted_at IS NULL)");
+  static const std::string sql =
+      "UPDATE deliveries SET " + rules::SetRequeued("?1") +
+      " WHERE tenant=?2 AND subscription_id=?3 AND status='dead' AND event_id>=?4 AND "
+      "event_id<=?5 AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.id=?3 AND s.tenant=?2 AND "
+      "s.deleted_at IS NULL)";
+  PREPARE_OR_RETURN(st, writer_, sql.c_str());
   st.Bind(1, now_ms).Bind(2, tenant).Bind(3, sub_id).Bind(4, min_id).Bind(5, max_id);
   if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "requeue dead");
   return static_cast<int64_t>(sqlite3_changes(writer_.db()));
@@ -135,14 +132,14 @@ Result<int64_t> SqliteStore::CreateMissingDeliveries(const std::string& tenant,
 Result<std::vector<SqliteStore::Leased>> SqliteStore::LeaseDue(const std::string& sub_id,
                                                                int64_t now_ms, int max,
                                                                int64_t lease_until_ms) {
-  return Lease(sub_id, now_ms, max, lease_until_ms, 0);
+  return Lease(sub_id, now_ms, max, lease_until_ms, rules::PushLease());
 }
 
 Result<std::vector<SqliteStore::Leased>> SqliteStore::Receive(const std::string& sub_id,
                                                               int64_t now_ms, int max,
                                                               int64_t visible_again_ms,
                                                               int max_receives) {
-  return Lease(sub_id, now_ms, max, visible_again_ms, std::max(1, max_receives));
+  return Lease(sub_id, now_ms, max, visible_again_ms, rules::PullLease(max_receives));
 }
 
 Result<std::vector<SqliteStore::ReceiptResult>> SqliteStore::Settle(
@@ -150,37 +147,37 @@ Result<std::vector<SqliteStore::ReceiptResult>> SqliteStore::Settle(
     int64_t visible_at_ms, int64_t now_ms) {
   std::lock_guard lock(write_mu_);
   std::vector<ReceiptResult> out;
+  // Only the live receipt of an unexpired lease settles the message.
+  static const std::string ack_sql = "UPDATE deliveries SET " + rules::SetAcked("?3") +
+                                     " WHERE id=?1 AND subscription_id=?2 AND " +
+                                     rules::LiveUnder("?4", "?3");
+  static const std::string nack_sql = "UPDATE deliveries SET " + rules::SetNacked("?5", "?3") +
+                                      " WHERE id=?1 AND subscription_id=?2 AND " +
+                                      rules::LiveUnder("?4", "?3");
   Status s = WriteTxn(true, [&]() -> Status {
     for (const auto& receipt : receipts) {
       ReceiptResult rr;
       rr.receipt = receipt;
-      rr.status = "not_found";
       size_t dot = receipt.find('.');
       std::string id = receipt.substr(0, dot);
-      {
+      bool changed = false;
+      if (dot != std::string::npos) {
+        PREPARE_OR_RETURN(up, writer_, (ack ? ack_sql : nack_sql).c_str());
+        up.Bind(1, id).Bind(2, sub_id).Bind(3, now_ms).Bind(4, receipt);
+        if (!ack) up.Bind(5, visible_at_ms);
+        if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "settle");
+        changed = sqlite3_changes(writer_.db()) > 0;
+      }
+      bool exists = changed;
+      if (!changed) {
         PREPARE_OR_RETURN(get, writer_,
-                          "SELECT status, receipt, next_attempt_at FROM deliveries WHERE id=? AND "
-                          "subscription_id=?");
+                          "SELECT 1 FROM deliveries WHERE id=? AND subscription_id=?");
         get.Bind(1, id).Bind(2, sub_id);
         int rc = get.Step();
-        if (rc == SQLITE_ROW) {
-          bool live = get.Text(0) == kDeliveryInFlight && !get.IsNull(2) && get.Int(2) > now_ms &&
-                      dot != std::string::npos && get.Text(1) == receipt;
-          rr.status = live ? (ack ? "acked" : "nacked") : "expired";
-        } else if (rc != SQLITE_DONE) {
-          return SqlError(writer_.db(), "receipt");
-        }
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError(writer_.db(), "receipt");
+        exists = rc == SQLITE_ROW;
       }
-      if (rr.status == "acked" || rr.status == "nacked") {
-        PREPARE_OR_RETURN(up, writer_,
-                          ack ? "UPDATE deliveries SET status='succeeded', next_attempt_at=NULL, "
-                                "receipt=NULL, updated_at=?2 WHERE id=?1"
-                              : "UPDATE deliveries SET status='retrying', next_attempt_at=?3, "
-                                "receipt=NULL, updated_at=?2 WHERE id=?1");
-        up.Bind(1, id).Bind(2, now_ms);
-        if (!ack) up.Bind(3, visible_at_ms);
-        if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "settle");
-      }
+      rr.status = rules::SettleAnswer(ack, changed, exists);
       out.push_back(std::move(rr));
     }
     return Status::Ok();
@@ -195,22 +192,23 @@ Status SqliteStore::RecordAttempts(const std::vector<AttemptResult>& results, in
   Status s = WriteTxn(true, [&]() -> Status {
     for (const auto& r : results) {
       {
-        PREPARE_OR_RETURN(ins, writer_,
-                          "INSERT OR REPLACE INTO delivery_attempts(delivery_id,n,at,status_code,"
-                          "latency_ms,error,response_snippet) SELECT ?1, attempts+1, ?2, ?3, ?4, "
-                          "?5, ?6 FROM deliveries WHERE id=?1 AND (?7='' OR "
-                          "(status='in_flight' AND receipt=?7))");
+        static const std::string sql =
+            "INSERT OR REPLACE INTO delivery_attempts(delivery_id,n,at,status_code,latency_ms,"
+            "error,response_snippet) SELECT ?1, attempts+1, ?2, ?3, ?4, ?5, ?6 FROM deliveries "
+            "WHERE id=?1 AND " +
+            rules::OutcomeAdmitted("?7");
+        PREPARE_OR_RETURN(ins, writer_, sql.c_str());
         ins.Bind(1, r.delivery_id).Bind(2, r.attempt.at_ms).Bind(3, r.attempt.status_code);
         ins.Bind(4, r.attempt.latency_ms).Bind(5, r.attempt.error);
         ins.Bind(6, r.attempt.response_snippet).Bind(7, r.lease_token);
         if (ins.Step() != SQLITE_DONE) return SqlError(writer_.db(), "record attempt");
       }
       const bool finished = r.status == kDeliverySucceeded || r.status == kDeliveryDead;
-      PREPARE_OR_RETURN(
-          up, writer_,
-          "UPDATE deliveries SET status=?2, attempts=attempts+1, next_attempt_at=?3,"
-          " last_error=?4, last_status_code=?5, updated_at=?6 WHERE id=?1 AND (?7='' OR "
-          "(status='in_flight' AND receipt=?7))");
+      static const std::string sql =
+          "UPDATE deliveries SET status=?2, attempts=attempts+1, next_attempt_at=?3, "
+          "last_error=?4, last_status_code=?5, updated_at=?6 WHERE id=?1 AND " +
+          rules::OutcomeAdmitted("?7");
+      PREPARE_OR_RETURN(up, writer_, sql.c_str());
       up.Bind(1, r.delivery_id).Bind(2, r.status);
       if (finished) {
         sqlite3_bind_null(up.raw(), 3);
@@ -226,12 +224,23 @@ Status SqliteStore::RecordAttempts(const std::vector<AttemptResult>& results, in
   return s;
 }
 
+// The subscriptions with unfinished deliveries, one index probe each (a
+// loose scan of deliveries_due), so a pass costs per subscription, not per row.
+#define SUBSCRIPTIONS_WITH_UNFINISHED                                               \
+  "WITH RECURSIVE s(id) AS (SELECT (SELECT subscription_id FROM deliveries WHERE "  \
+  "next_attempt_at IS NOT NULL ORDER BY subscription_id LIMIT 1) UNION ALL SELECT " \
+  "(SELECT subscription_id FROM deliveries WHERE next_attempt_at IS NOT NULL AND "  \
+  "subscription_id>s.id ORDER BY subscription_id LIMIT 1) FROM s WHERE s.id IS NOT NULL) "
+
 Result<std::vector<std::string>> SqliteStore::SubscriptionsWithDueWork(int64_t now_ms) {
   auto r = Reader();
   if (!r.conn) return r.status;
+  // Then one probe each for a due row (the earliest, in index order).
   PREPARE_OR_RETURN(st, *r.conn,
-                    "SELECT DISTINCT subscription_id FROM deliveries WHERE next_attempt_at IS "
-                    "NOT NULL AND next_attempt_at<=?");
+                    SUBSCRIPTIONS_WITH_UNFINISHED
+                    "SELECT s.id FROM s WHERE s.id IS NOT NULL AND (SELECT min(next_attempt_at) "
+                    "FROM deliveries d WHERE d.subscription_id=s.id AND d.next_attempt_at IS NOT "
+                    "NULL)<=?");
   st.Bind(1, now_ms);
   std::vector<std::string> out;
   int rc;
@@ -245,10 +254,9 @@ Status SqliteStore::ReleaseLeases(const std::vector<LeaseRef>& leases, int64_t n
   std::lock_guard lock(write_mu_);
   Status s = WriteTxn(true, [&]() -> Status {
     for (const auto& l : leases) {
-      PREPARE_OR_RETURN(up, writer_,
-                        "UPDATE deliveries SET status=CASE WHEN attempts=0 THEN 'pending' ELSE "
-                        "'retrying' END, next_attempt_at=?1, updated_at=?1, receipt=NULL "
-                        "WHERE id=?2 AND status='in_flight' AND receipt=?3");
+      static const std::string sql = "UPDATE deliveries SET " + rules::SetReleased("?1") +
+                                     " WHERE id=?2 AND " + rules::HeldUnder("?3");
+      PREPARE_OR_RETURN(up, writer_, sql.c_str());
       up.Bind(1, now_ms).Bind(2, l.delivery_id).Bind(3, l.token);
       if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "release");
     }
@@ -269,6 +277,9 @@ Status SqliteStore::TenantDeliveryStats(const std::string& tenant, int64_t now_m
   return Stats(&tenant, now_ms, by_state, oldest_due_ms);
 }
 
+// Counts come from delivery_counts (kept by triggers, see migration 0006);
+// the most overdue delivery is found per subscription in index order (the
+// first pending or retrying one of each), so neither grows with the backlog.
 Status SqliteStore::Stats(const std::string* tenant, int64_t now_ms,
                           std::vector<std::pair<std::string, int64_t>>* by_state,
                           int64_t* oldest_due_ms) {
@@ -280,9 +291,9 @@ Status SqliteStore::Stats(const std::string* tenant, int64_t now_ms,
   }
   {
     PREPARE_OR_RETURN(st, *r.conn,
-                      tenant ? "SELECT status, count(*) FROM deliveries WHERE tenant=? GROUP BY "
+                      tenant ? "SELECT status, sum(n) FROM delivery_counts WHERE tenant=? GROUP BY "
                                "status"
-                             : "SELECT status, count(*) FROM deliveries GROUP BY status");
+                             : "SELECT status, sum(n) FROM delivery_counts GROUP BY status");
     if (tenant) st.Bind(1, *tenant);
     int rc;
     while ((rc = st.Step()) == SQLITE_ROW) {
@@ -292,73 +303,76 @@ Status SqliteStore::Stats(const std::string* tenant, int64_t now_ms,
     }
     if (rc != SQLITE_DONE) return SqlError(r.conn->db(), "delivery stats");
   }
-  PREPARE_OR_RETURN(
-      st, *r.conn,
-      tenant ? "SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL "
-               "AND status IN ('pending','retrying') AND next_attempt_at<=?1 AND tenant=?2"
-             : "SELECT min(next_attempt_at) FROM deliveries WHERE next_attempt_at IS NOT NULL "
-               "AND status IN ('pending','retrying') AND next_attempt_at<=?1");
-  st.Bind(1, now_ms);
-  if (tenant) st.Bind(2, *tenant);
+#define FIRST_WAITING                                                              \
+  "(SELECT next_attempt_at FROM deliveries d WHERE d.subscription_id=s.id AND "    \
+  "d.next_attempt_at IS NOT NULL AND d.status IN ('pending','retrying') ORDER BY " \
+  "d.next_attempt_at LIMIT 1)"
+  PREPARE_OR_RETURN(st, *r.conn,
+                    tenant ? "WITH s(id) AS (SELECT id FROM subscriptions WHERE tenant=?1) "
+                             "SELECT min(" FIRST_WAITING ") FROM s"
+                           : SUBSCRIPTIONS_WITH_UNFINISHED "SELECT min(" FIRST_WAITING
+                                                           ") FROM s WHERE s.id IS NOT NULL");
+#undef FIRST_WAITING
+  if (tenant) st.Bind(1, *tenant);
   int rc = st.Step();
   if (rc != SQLITE_ROW) return SqlError(r.conn->db(), "oldest due");
-  *oldest_due_ms = st.IsNull(0) ? 0 : st.Int(0);
+  *oldest_due_ms = st.IsNull(0) || st.Int(0) > now_ms ? 0 : st.Int(0);
   return Status::Ok();
 }
 
-// one already received max_receives times goes dead instead.
+// Leases due, admissible deliveries of one subscription under the write
+// lock (the rules in store/delivery_rules.h): each candidate either goes dead
+// (receives exhausted) or is leased with a fresh token, counting a receive
+// as the policy says.
 Result<std::vector<SqliteStore::Leased>> SqliteStore::Lease(const std::string& sub_id,
                                                             int64_t now_ms, int max,
                                                             int64_t lease_until_ms,
-                                                            int max_receives) {
+                                                            const rules::LeasePolicy& policy) {
   std::lock_guard lock(write_mu_);
   std::vector<Leased> out;
   Status s = WriteTxn(true, [&]() -> Status {
-    static const std::string sql = std::string(
+    static const std::string sql =
         "SELECT d.id,d.tenant,d.event_id,d.subscription_id,d.status,d.attempts,"
         "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,"
-        "e.id,e.tenant,e.type,e.source,e.subject,e.ordering_key,e.data,e.received_at "
-        "FROM deliveries d JOIN events e ON e.tenant=d.tenant AND e.id=d.event_id "
+        "e.id,e.tenant,e.type,e.source,e.subject,e.ordering_key,e.data,e.received_at," +
+        rules::ReceivesExhausted("d.attempts", "?4") +
+        " FROM deliveries d JOIN events e ON e.tenant=d.tenant AND e.id=d.event_id "
         "WHERE d.subscription_id=?1 AND d.next_attempt_at IS NOT NULL AND "
-        "d.next_attempt_at<=?2 AND (d.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM "
-        "deliveries p WHERE p.subscription_id=?1 AND p.ordering_key=d.ordering_key AND "
-        "p.next_attempt_at IS NOT NULL AND p.seq<d.seq)) "
-        "ORDER BY d.next_attempt_at, d.seq LIMIT ?3");
-    std::vector<Leased> candidates;
+        "d.next_attempt_at<=?2 AND " +
+        rules::Admissible("d") + " ORDER BY " + rules::CandidateOrder("d") + " LIMIT ?3";
+    static const std::string dead_sql =
+        "UPDATE deliveries SET " + rules::SetDeadMaxReceives("?1") + " WHERE id=?2";
+    std::vector<std::pair<Leased, bool>> candidates;  // (candidate, receives exhausted)
     {
       PREPARE_OR_RETURN(st, writer_, sql.c_str());
       st.Bind(1, sub_id).Bind(2, now_ms).Bind(3, static_cast<int64_t>(max + 16));
+      st.Bind(4, static_cast<int64_t>(policy.max_receives));
       int rc;
       while ((rc = st.Step()) == SQLITE_ROW) {
         Leased l;
         l.delivery = ReadDelivery(st, 0);
         l.event = ReadEvent(st, 11);
-        candidates.push_back(std::move(l));
+        candidates.emplace_back(std::move(l), st.Int(19) != 0);
       }
       if (rc != SQLITE_DONE) return SqlError(writer_.db(), "lease scan");
     }
-    for (auto& l : candidates) {
+    for (auto& [l, exhausted] : candidates) {
       if (static_cast<int>(out.size()) >= max) break;
-      if (max_receives > 0 && l.delivery.attempts >= max_receives) {
-        PREPARE_OR_RETURN(dead, writer_,
-                          "UPDATE deliveries SET status='dead', next_attempt_at=NULL, receipt=NULL,"
-                          " last_error='received max_receives times without an ack', "
-                          "updated_at=? WHERE id=?");
+      if (exhausted) {
+        PREPARE_OR_RETURN(dead, writer_, dead_sql.c_str());
         dead.Bind(1, now_ms).Bind(2, l.delivery.id);
         if (dead.Step() != SQLITE_DONE) return SqlError(writer_.db(), "dead");
         continue;
       }
       // A fresh token for every lease (the pull receipt).
       l.receipt = l.delivery.id + "." + core::Hex(core::RandomBytes(12));
-      if (max_receives > 0) l.delivery.attempts += 1;
+      l.delivery.attempts += static_cast<int>(policy.receive_increment);
       PREPARE_OR_RETURN(up, writer_,
                         "UPDATE deliveries SET status='in_flight', next_attempt_at=?1, "
                         "updated_at=?2, receipt=?3, attempts=attempts+?4 WHERE id=?5");
       up.Bind(1, lease_until_ms).Bind(2, now_ms).Bind(3, l.receipt);
-      up.Bind(4, static_cast<int64_t>(max_receives > 0 ? 1 : 0)).Bind(5, l.delivery.id);
+      up.Bind(4, policy.receive_increment).Bind(5, l.delivery.id);
       if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "lease");
-      // An ordered key yields one delivery per lease: later ones of the same
-      // key wait for this one to finish.
       out.push_back(std::move(l));
     }
     return Status::Ok();

@@ -17,6 +17,7 @@
 #include "core/crypto.h"
 #include "core/idempotency.h"
 #include "core/ids.h"
+#include "store/delivery_rules.h"
 #include "store/fanout.h"
 #include "store/migrations.h"
 #include "store/purge_chunks.h"
@@ -154,12 +155,6 @@ inline constexpr char kSubCols[] =
 inline constexpr char kDeliveryCols[] =
     "id,tenant,event_id,subscription_id,status,attempts,next_attempt_at,last_error,"
     "last_status_code,created_at,updated_at";
-// For a pull message `attempts` counts receives, which max_receives limits: a
-// retried or replayed one starts counting again. A push delivery keeps its
-// count (its retry schedule continues where it stopped).
-#define PULL_RECEIVES_RESET                                                             \
-  "CASE WHEN (SELECT kind FROM subscriptions s WHERE s.id=deliveries.subscription_id)=" \
-  "'pull' THEN 0 ELSE attempts END"
 
 inline constexpr char kGetIdem[] =
     "SELECT body_hash, event_id, created_at FROM idempotency WHERE tenant=? AND key=?";
@@ -384,7 +379,7 @@ class SqliteStore final : public Store {
   // max_receives > 0 (pull) each gets a fresh receipt and counts a receive;
   // one already received max_receives times goes dead instead.
   Result<std::vector<Leased>> Lease(const std::string& sub_id, int64_t now_ms, int max,
-                                    int64_t lease_until_ms, int max_receives);
+                                    int64_t lease_until_ms, const rules::LeasePolicy& policy);
 
   // Runs `body` in one write transaction on the writer connection (the
   // caller holds write_mu_): committed when it returns Ok, rolled back

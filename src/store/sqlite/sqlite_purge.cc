@@ -82,10 +82,9 @@ Result<int64_t> SqliteStore::PurgeOrphansChunk(int64_t now_ms, int limit) {
   {
     auto r = Reader();
     if (!r.conn) return r.status;
-    PREPARE_OR_RETURN(st, *r.conn,
-                      "SELECT seq FROM deliveries d WHERE next_attempt_at IS NOT NULL AND NOT "
-                      "EXISTS (SELECT 1 FROM events e WHERE e.tenant=d.tenant AND "
-                      "e.id=d.event_id) LIMIT ?");
+    static const std::string sql =
+        "SELECT seq FROM deliveries d WHERE " + rules::IsOrphan("d") + " LIMIT ?";
+    PREPARE_OR_RETURN(st, *r.conn, sql.c_str());
     st.Bind(1, static_cast<int64_t>(limit));
     int rc;
     while ((rc = st.Step()) == SQLITE_ROW) candidates.push_back(st.Int(0));
@@ -95,11 +94,9 @@ Result<int64_t> SqliteStore::PurgeOrphansChunk(int64_t now_ms, int limit) {
   std::lock_guard lock(write_mu_);
   int64_t changed = 0;
   Status s = WriteTxn(true, [&]() -> Status {
-    PREPARE_OR_RETURN(up, writer_,
-                      "UPDATE deliveries SET status='dead', next_attempt_at=NULL, receipt=NULL, "
-                      "last_error='the event was purged by retention', updated_at=?1 WHERE "
-                      "seq=?2 AND next_attempt_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
-                      "events e WHERE e.tenant=deliveries.tenant AND e.id=deliveries.event_id)");
+    static const std::string sql = "UPDATE deliveries SET " + rules::SetDeadOrphan("?1") +
+                                   " WHERE seq=?2 AND " + rules::IsOrphan("deliveries");
+    PREPARE_OR_RETURN(up, writer_, sql.c_str());
     for (int64_t seq : candidates) {
       up.Bind(1, now_ms).Bind(2, seq);
       if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "purge orphans");

@@ -8,6 +8,7 @@
 // drives the store's clock by hand.
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,6 +30,7 @@
 
 #include "core/crypto.h"
 #include "core/ids.h"
+#include "store/migrations.h"
 #include "triggers/store.h"
 
 namespace triggers::store {
@@ -1523,6 +1525,135 @@ TEST_P(StoreConformance, ReleaseLeasesReturnsDeliveriesToTheirPreviousState) {
   ASSERT_OK(store_->ReleaseLeases({}, 2700));
 }
 
+// The lease token decides (store/delivery_rules.h): after a lease ran out and
+// the delivery was leased again, the old token neither releases, settles nor
+// records an outcome; the new one still does.
+TEST_P(StoreConformance, AStaleLeaseTokenIsRefusedEverywhere) {
+  Subscription s = AddSub();
+  Ingested d = Ingest({&s}, 1000);
+  const std::string id = d.deliveries[0];
+  ASSERT_EQ(LeaseIds(s, 2000), std::vector<std::string>{id});
+  const auto stale = Refs({id});
+  ASSERT_EQ(LeaseIds(s, 2000 + kLease + 1), std::vector<std::string>{id});
+  const auto fresh = Refs({id});
+  ASSERT_NE(stale[0].token, fresh[0].token);
+  ASSERT_OK(store_->ReleaseLeases(stale, 2000 + kLease + 2));
+  EXPECT_EQ(StateOf(id), kDeliveryInFlight);
+  auto late = Outcome(id, kDeliverySucceeded, 2000 + kLease + 3, 200);
+  late.lease_token = stale[0].token;
+  ASSERT_OK(store_->RecordAttempts({late}, 2000 + kLease + 3));
+  EXPECT_EQ(StateOf(id), kDeliveryInFlight);
+  EXPECT_EQ(Get(id).attempts, 0);
+  ASSERT_OK(store_->ReleaseLeases(fresh, 2000 + kLease + 4));
+  EXPECT_EQ(StateOf(id), kDeliveryPending);
+
+  // Pull: a receipt superseded by a later receive is expired; the later one acks.
+  Subscription p = AddSub("pull");
+  Ingested m = Ingest({&p}, 1000);
+  auto first = Recv(p, 2000);
+  ASSERT_EQ(first.size(), 1u);
+  auto second = Recv(p, 2000 + kLease + 1);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].delivery.attempts, 2);  // each receive counts
+  EXPECT_EQ(Settle(p, {first[0].receipt}, true, 0, 2000 + kLease + 2),
+            std::vector<std::string>{"expired"});
+  EXPECT_EQ(Settle(p, {first[0].receipt}, false, 0, 2000 + kLease + 2),
+            std::vector<std::string>{"expired"});
+  EXPECT_EQ(StateOf(m.deliveries[0]), kDeliveryInFlight);
+  EXPECT_EQ(Settle(p, {second[0].receipt}, true, 0, 2000 + kLease + 3),
+            std::vector<std::string>{"acked"});
+}
+
+// Push deliveries count attempts, not leases: leasing and releasing never
+// changes `attempts`, and no number of leases makes a push delivery dead
+// (its retry schedule, above the store, decides that through RecordAttempts).
+TEST_P(StoreConformance, PushLeasesNeitherCountNorExhaust) {
+  Subscription s = AddSub();
+  Ingested d = Ingest({&s}, 1000);
+  const std::string id = d.deliveries[0];
+  int64_t t = 2000;
+  for (int i = 0; i < 5; ++i, t += kLease + 1) {
+    auto l = Lease(s, t);
+    ASSERT_EQ(l.size(), 1u);
+    EXPECT_EQ(l[0].delivery.attempts, 0);
+  }
+  EXPECT_EQ(Get(id).attempts, 0);
+  Kill(id, t);
+  Delivery dead = Get(id);
+  EXPECT_EQ(dead.status, kDeliveryDead);
+  EXPECT_EQ(dead.attempts, 1);
+  EXPECT_TRUE(Lease(s, t + 1).empty());
+}
+
+// The per-state counts (maintained, not counted per scrape) agree with the
+// rows through every kind of transition: ingest, lease, outcomes, receive
+// to dead, settles, release, retry, replay, subscription delete and purge.
+TEST_P(StoreConformance, DeliveryStatsFollowEveryTransition) {
+  auto stats = [&](const std::string* tenant, int64_t now) {
+    std::vector<std::pair<std::string, int64_t>> by_state;
+    int64_t oldest = 0;
+    EXPECT_OK(tenant ? store_->TenantDeliveryStats(*tenant, now, &by_state, &oldest)
+                     : store_->DeliveryStats(now, &by_state, &oldest));
+    return StateCounts(by_state.begin(), by_state.end());
+  };
+  auto rows = [&](const std::string& tenant) {
+    StateCounts c{{kDeliveryPending, 0},
+                  {kDeliveryInFlight, 0},
+                  {kDeliverySucceeded, 0},
+                  {kDeliveryRetrying, 0},
+                  {kDeliveryDead, 0}};
+    ListOptions o;
+    o.limit = 1000;
+    auto r = store_->ListDeliveries(tenant, {}, o);
+    EXPECT_OK(r);
+    if (r.ok()) {
+      for (const auto& d : r.value()) c[d.status]++;
+    }
+    return c;
+  };
+  const std::string other = "globex";
+  auto check = [&](const char* where) {
+    StateCounts mine = rows(kTenant), theirs = rows(other), all = mine;
+    for (const auto& [k, n] : theirs) all[k] += n;
+    EXPECT_EQ(stats(&kTenant, 10'000), mine) << where;
+    EXPECT_EQ(stats(&other, 10'000), theirs) << where;
+    EXPECT_EQ(stats(nullptr, 10'000), all) << where;
+  };
+  Subscription w = AddSub(), p = AddSub("pull"), gone = AddSub(),
+               g = AddSub("webhook", false, other);
+  p.max_receives = 1;
+  ASSERT_OK(Update(p));
+  std::vector<Ingested> ev;
+  for (int i = 0; i < 6; ++i) ev.push_back(Ingest({&w, &p, &gone}, 1000 + i));
+  Ingest({&g}, 1000);
+  check("after ingest");
+  auto leased = LeaseIds(w, 2000, 4);
+  ASSERT_EQ(leased.size(), 4u);
+  check("after lease");
+  Succeed(leased[0], 2100);
+  Fail(leased[1], 2100, 2500);
+  Kill(leased[2], 2100);
+  ASSERT_OK(store_->ReleaseLeases(Refs({leased[3]}), 2100));
+  check("after outcomes and a release");
+  auto got = Recv(p, 2200, 3);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(Settle(p, {got[0].receipt}, true, 0, 2300), std::vector<std::string>{"acked"});
+  EXPECT_EQ(Settle(p, {got[1].receipt}, false, 2400, 2300), std::vector<std::string>{"nacked"});
+  (void)Recv(p, 2400, 1);                     // the nacked one was received once already: dead now
+  (void)Recv(p, 2000 + kLease + 10'000, 10);  // the received ones go dead (max_receives 1)
+  check("after receives and settles");
+  ASSERT_OK(store_->RetryDelivery(kTenant, leased[2], 3000));
+  auto requeued = store_->RequeueDead(kTenant, p.id, "", "~", 3000);
+  ASSERT_OK(requeued);
+  EXPECT_GT(requeued.value(), 0);
+  check("after retry and replay");
+  ASSERT_OK(store_->DeleteSubscription(kTenant, gone.id, 3100));
+  check("after a subscription delete");
+  auto purged = store_->Purge(1003, 0, 3200, {});
+  ASSERT_OK(purged);
+  check("after a purge");
+}
+
 TEST_P(StoreConformance, SubscriptionsWithDueWork) {
   Subscription a = AddSub(), b = AddSub(), c = AddSub(), d = AddSub("pull");
   Ingested ea = Ingest({&a}, 1000), eb = Ingest({&b}, 1000), ec = Ingest({&c}, 1000);
@@ -1587,6 +1718,56 @@ TEST_P(StoreConformance, DeliveryStatsCountsEveryState) {
   by_state.clear();
   ASSERT_OK(store_->DeliveryStats(1200, &by_state, &oldest));
   EXPECT_EQ(oldest, 1000);
+}
+
+// The maintained counts start from the rows a store already holds: a store
+// taken back to the schema before them (as an older version left it) is
+// migrated again on open. Assumes the counts migration is the last one.
+TEST_P(StoreConformance, TheCountsMigrationStartsFromTheExistingRows) {
+  Subscription s = AddSub();
+  Ingested a = Ingest({&s}, 1000);
+  Ingest({&s}, 1001);
+  Ingest({&s}, 1002);
+  ASSERT_EQ(LeaseIds(s, 2000, 1), std::vector<std::string>{a.deliveries[0]});
+  Succeed(a.deliveries[0], 2100);
+  store_.reset();
+  if (GetParam() == Backend::kSqlite) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(target_.c_str(), &db), SQLITE_OK);
+    const std::string sql =
+        "DROP TRIGGER deliveries_count_insert; DROP TRIGGER deliveries_count_update; DROP TRIGGER "
+        "deliveries_count_delete; DROP TABLE delivery_counts; PRAGMA user_version=" +
+        std::to_string(store::kSqliteMigrationsCount - 1) + ";";
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  } else {
+    PGconn* c = PQconnectdb(target_.c_str());
+    ASSERT_EQ(PQstatus(c), CONNECTION_OK);
+    EXPECT_EQ(PgExec(c,
+                     "DROP TRIGGER deliveries_count_insert ON deliveries; DROP TRIGGER "
+                     "deliveries_count_update ON deliveries; DROP TRIGGER deliveries_count_delete "
+                     "ON deliveries; DROP FUNCTION deliveries_count_insert(), "
+                     "deliveries_count_update(), deliveries_count_delete(); DROP TABLE "
+                     "delivery_counts, delivery_count_deltas; UPDATE triggers_schema SET version=" +
+                         std::to_string(store::kPostgresMigrationsCount - 1)),
+              "");
+    PQfinish(c);
+  }
+  ASSERT_NO_FATAL_FAILURE(Open());
+  std::vector<std::pair<std::string, int64_t>> by_state;
+  int64_t oldest = 0;
+  ASSERT_OK(store_->DeliveryStats(3000, &by_state, &oldest));
+  EXPECT_EQ(StateCounts(by_state.begin(), by_state.end()), (StateCounts{{kDeliveryPending, 2},
+                                                                        {kDeliveryInFlight, 0},
+                                                                        {kDeliverySucceeded, 1},
+                                                                        {kDeliveryRetrying, 0},
+                                                                        {kDeliveryDead, 0}}));
+  EXPECT_EQ(oldest, 1001);
+  Ingest({&s}, 3000);  // and they follow from there
+  by_state.clear();
+  ASSERT_OK(store_->DeliveryStats(3000, &by_state, &oldest));
+  EXPECT_EQ(StateCounts(by_state.begin(), by_state.end())[kDeliveryPending], 3);
 }
 
 TEST_P(StoreConformance, TenantDeliveryStatsCountsOnlyThatTenant) {

@@ -1,19 +1,17 @@
-#include "core/event_pattern.h"
-
-#include <boost/json/value.hpp>
+// Content filters: compiles a subscription's `filter` into the node tree that
+// event_pattern_match.cc walks, validating everything and bounding its size.
 #include <cmath>
-#include <cstdint>
-#include <limits>
-#include <utility>
+#include <string>
+
+#include "core/event_pattern.h"
+#include "core/event_pattern_nodes.h"
 
 namespace triggers::core {
 namespace json = boost::json;
 
-namespace {
+namespace internal {
 
-// Renders client text for an error message: quoted, control characters
-// replaced, cut to `max` bytes on a UTF-8 boundary.
-std::string Quote(std::string_view s, size_t max = 64) {
+std::string Quote(std::string_view s, size_t max) {
   std::string out = "\"";
   size_t n = s.size();
   bool cut = false;
@@ -31,304 +29,11 @@ std::string Quote(std::string_view s, size_t max = 64) {
   return out;
 }
 
-bool IsGlobChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '_' || c == ':' || c == '/' || c == '-' || c == '*';
-}
-
-}  // namespace
-
-// ---- Event type globs --------------------------------------------------------
-
-Status ValidateTypeGlob(std::string_view pattern) {
-  auto fail = [&](std::string_view why) {
-    return Status::Validation("event type pattern " + Quote(pattern, kMaxTypeGlobLength) + " " +
-                              std::string(why));
-  };
-  if (pattern.empty() || pattern.size() > kMaxTypeGlobLength) {
-    return fail("must be 1-128 characters of [A-Za-z0-9._:/-*]");
-  }
-  for (char c : pattern) {
-    if (!IsGlobChar(c)) return fail("must be 1-128 characters of [A-Za-z0-9._:/-*]");
-  }
-  std::string_view rest = pattern;
-  while (true) {
-    size_t dot = rest.find('.');
-    std::string_view seg = rest.substr(0, dot);
-    bool last = dot == std::string_view::npos;
-    if (seg.find('*') != std::string_view::npos) {
-      if (seg == "**") {
-        if (!last) return fail("may use \"**\" only as the whole last segment");
-      } else if (seg != "*") {
-        return fail("may use \"*\" only as a whole dot-segment");
-      }
-    }
-    if (last) return Status::Ok();
-    rest.remove_prefix(dot + 1);
-  }
-}
-
-bool TypeGlobMatches(std::string_view pattern, std::string_view type) {
-  while (true) {
-    size_t pdot = pattern.find('.');
-    std::string_view pseg = pattern.substr(0, pdot);
-    if (pdot == std::string_view::npos && pseg == "**") return !type.empty();
-    size_t tdot = type.find('.');
-    std::string_view tseg = type.substr(0, tdot);
-    if (pseg == "*") {
-      if (tseg.empty()) return false;
-    } else if (pseg != tseg) {
-      return false;
-    }
-    if (pdot == std::string_view::npos || tdot == std::string_view::npos) {
-      return pdot == std::string_view::npos && tdot == std::string_view::npos;
-    }
-    pattern.remove_prefix(pdot + 1);
-    type.remove_prefix(tdot + 1);
-  }
-}
-
-Result<TypeFilter> TypeFilter::Compile(const std::vector<std::string>& globs) {
-  TypeFilter f;
-  for (size_t i = 0; i < globs.size(); ++i) {
-    Status s = ValidateTypeGlob(globs[i]);
-    if (!s.ok()) {
-      return Status::Validation("event_types[" + std::to_string(i) + "]: " + s.message());
-    }
-    (globs[i].find('*') == std::string::npos ? f.exact_ : f.globs_).push_back(globs[i]);
-  }
-  return f;
-}
-
-bool TypeFilter::Matches(std::string_view type) const {
-  if (matches_all()) return true;
-  for (const std::string& e : exact_) {
-    if (e == type) return true;
-  }
-  for (const std::string& g : globs_) {
-    if (TypeGlobMatches(g, type)) return true;
-  }
-  return false;
-}
-
-// ---- Content filters: compiled form ---------------------------------------------
-
-namespace {
-
-// A JSON number kept exactly when it is an integer that fits int64.
-struct Num {
-  bool is_int = false;
-  int64_t i = 0;
-  double d = 0;
-};
-
-bool ToNum(const json::value& v, Num& out) {
-  switch (v.kind()) {
-    case json::kind::int64:
-      out = {true, v.get_int64(), static_cast<double>(v.get_int64())};
-      return true;
-    case json::kind::uint64: {
-      uint64_t u = v.get_uint64();
-      if (u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-        out = {true, static_cast<int64_t>(u), static_cast<double>(u)};
-      } else {
-        out = {false, 0, static_cast<double>(u)};
-      }
-      return true;
-    }
-    case json::kind::double_:
-      out = {false, 0, v.get_double()};
-      return true;
-    default:
-      return false;
-  }
-}
-
-int CompareNum(const Num& a, const Num& b) {
-  if (a.is_int && b.is_int) return a.i < b.i ? -1 : (a.i > b.i ? 1 : 0);
-  return a.d < b.d ? -1 : (a.d > b.d ? 1 : 0);
-}
-
-// An exact value from a pattern.
-struct Scalar {
-  enum class Kind { kString, kNumber, kBool, kNull };
-  Kind kind = Kind::kNull;
-  std::string s;
-  Num n;
-  bool b = false;
-
-  bool Equals(const json::value& v) const {
-    switch (kind) {
-      case Kind::kString:
-        return v.is_string() && std::string_view(v.get_string()) == s;
-      case Kind::kNumber: {
-        Num m;
-        return ToNum(v, m) && CompareNum(n, m) == 0;
-      }
-      case Kind::kBool:
-        return v.is_bool() && v.get_bool() == b;
-      case Kind::kNull:
-        return v.is_null();
-    }
-    return false;
-  }
-};
-
-char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool EqualsFolded(std::string_view a, std::string_view lower_b) {
-  if (a.size() != lower_b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (Lower(a[i]) != lower_b[i]) return false;
-  }
-  return true;
-}
-
-// One test on a string value.
-struct StringTest {
-  enum class Op { kEquals, kPrefix, kSuffix, kWildcard };
-  Op op = Op::kEquals;
-  bool ignore_case = false;        // `text` is then lower-cased
-  std::string text;                // kEquals, kPrefix, kSuffix
-  std::vector<std::string> parts;  // kWildcard: the literals between the stars
-
-  bool Matches(std::string_view v) const {
-    switch (op) {
-      case Op::kEquals:
-        return ignore_case ? EqualsFolded(v, text) : v == text;
-      case Op::kPrefix:
-        if (v.size() < text.size()) return false;
-        v = v.substr(0, text.size());
-        return ignore_case ? EqualsFolded(v, text) : v == text;
-      case Op::kSuffix:
-        if (v.size() < text.size()) return false;
-        v = v.substr(v.size() - text.size());
-        return ignore_case ? EqualsFolded(v, text) : v == text;
-      case Op::kWildcard:
-        return WildcardMatches(v);
-    }
-    return false;
-  }
-
-  // Star-only globs: the first literal anchors the start, the last the end,
-  // and the middle ones are found left to right (greedy is exact here).
-  bool WildcardMatches(std::string_view v) const {
-    if (parts.size() == 1) return v == parts[0];
-    const std::string& first = parts.front();
-    const std::string& last = parts.back();
-    if (v.size() < first.size() + last.size()) return false;
-    if (v.substr(0, first.size()) != first) return false;
-    if (v.substr(v.size() - last.size()) != last) return false;
-    std::string_view mid = v.substr(first.size(), v.size() - first.size() - last.size());
-    for (size_t i = 1; i + 1 < parts.size(); ++i) {
-      size_t at = mid.find(parts[i]);
-      if (at == std::string_view::npos) return false;
-      mid.remove_prefix(at + parts[i].size());
-    }
-    return true;
-  }
-};
-
-enum class Cmp { kEq, kLt, kLe, kGt, kGe };
-
-bool ParseCmp(std::string_view s, Cmp& out) {
-  static constexpr std::pair<std::string_view, Cmp> kOps[] = {
-      {"=", Cmp::kEq}, {"<", Cmp::kLt}, {"<=", Cmp::kLe}, {">", Cmp::kGt}, {">=", Cmp::kGe}};
-  for (const auto& [name, op] : kOps) {
-    if (s == name) {
-      out = op;
-      return true;
-    }
-  }
-  return false;
-}
-
-struct Comparison {
-  Cmp op = Cmp::kEq;
-  Num n;
-
-  bool Holds(const Num& v) const {
-    int c = CompareNum(v, n);
-    switch (op) {
-      case Cmp::kEq:
-        return c == 0;
-      case Cmp::kLt:
-        return c < 0;
-      case Cmp::kLe:
-        return c <= 0;
-      case Cmp::kGt:
-        return c > 0;
-      case Cmp::kGe:
-        return c >= 0;
-    }
-    return false;
-  }
-};
-
-// One element of a leaf array.
-struct Matcher {
-  enum class Kind { kExact, kString, kNumeric, kExists, kAnythingBut, kAnythingButString };
-  Kind kind = Kind::kExact;
-  Scalar exact;                     // kExact
-  std::vector<StringTest> tests;    // kString (one), kAnythingButString (any matching excludes)
-  std::vector<Comparison> numeric;  // kNumeric: all must hold
-  bool exists = false;              // kExists
-  std::vector<Scalar> excluded;     // kAnythingBut
-
-  // `v` is a scalar (not an object or array).
-  bool MatchesScalar(const json::value& v) const {
-    switch (kind) {
-      case Kind::kExact:
-        return exact.Equals(v);
-      case Kind::kString:
-        return v.is_string() && tests[0].Matches(v.get_string());
-      case Kind::kNumeric: {
-        Num n;
-        if (!ToNum(v, n)) return false;
-        for (const Comparison& c : numeric) {
-          if (!c.Holds(n)) return false;
-        }
-        return true;
-      }
-      case Kind::kAnythingBut:
-        for (const Scalar& s : excluded) {
-          if (s.Equals(v)) return false;
-        }
-        return true;
-      case Kind::kAnythingButString:
-        if (!v.is_string()) return true;
-        for (const StringTest& t : tests) {
-          if (t.Matches(v.get_string())) return false;
-        }
-        return true;
-      case Kind::kExists:
-        return false;  // handled by the caller: it looks at the field, not a value
-    }
-    return false;
-  }
-};
-
-}  // namespace
-
-namespace internal {
-
-struct PatternNode {
-  struct Field {
-    std::string key;
-    std::unique_ptr<PatternNode> child;  // a nested object, or
-    std::vector<Matcher> leaf;           // a leaf array
-  };
-  std::vector<Field> fields;
-  std::vector<std::vector<PatternNode>> ors;  // each `$or`: one alternative must match
-};
-
 }  // namespace internal
 
-// ---- Content filters: compilation -----------------------------------------------
-
 namespace {
 
-using internal::PatternNode;
+using namespace internal;  // NOLINT: the compiled form
 
 class Compiler {
  public:
@@ -641,81 +346,6 @@ class Compiler {
   size_t values_ = 0;
 };
 
-// ---- Content filters: matching -----------------------------------------------
-
-// Calls `fn` on the scalars of a field: the value itself, or the scalars of an
-// array (nested arrays flattened; objects skipped). True when `fn` is.
-template <typename Fn>
-bool AnyScalar(const json::value& v, const Fn& fn) {
-  if (const json::array* a = v.if_array()) {
-    for (const json::value& e : *a) {
-      if (AnyScalar(e, fn)) return true;
-    }
-    return false;
-  }
-  if (v.is_object()) return false;
-  return fn(v);
-}
-
-bool MatchLeaf(const std::vector<Matcher>& leaf, const json::value* v) {
-  for (const Matcher& m : leaf) {
-    if (m.kind == Matcher::Kind::kExists) {
-      bool present = v && AnyScalar(*v, [](const json::value&) { return true; });
-      if (present == m.exists) return true;
-    } else if (v && AnyScalar(*v, [&m](const json::value& s) { return m.MatchesScalar(s); })) {
-      return true;
-    }
-  }
-  return false;
-}
-
-bool MatchNode(const PatternNode& node, const json::object* obj);
-
-// Any object in `a` (nested arrays flattened) matching `node`; `saw_object`
-// tells the caller whether there was one at all.
-bool AnyObjectMatches(const PatternNode& node, const json::array& a, bool& saw_object) {
-  for (const json::value& e : a) {
-    if (const json::object* o = e.if_object()) {
-      saw_object = true;
-      if (MatchNode(node, o)) return true;
-    } else if (const json::array* inner = e.if_array()) {
-      if (AnyObjectMatches(node, *inner, saw_object)) return true;
-    }
-  }
-  return false;
-}
-
-bool MatchChild(const PatternNode& node, const json::value* v) {
-  if (v) {
-    if (const json::object* o = v->if_object()) return MatchNode(node, o);
-    if (const json::array* a = v->if_array()) {
-      bool saw_object = false;
-      if (AnyObjectMatches(node, *a, saw_object)) return true;
-      if (saw_object) return false;
-    }
-  }
-  return MatchNode(node, nullptr);  // no nested fields here: all of them are missing
-}
-
-bool MatchNode(const PatternNode& node, const json::object* obj) {
-  for (const PatternNode::Field& f : node.fields) {
-    const json::value* v = obj ? obj->if_contains(f.key) : nullptr;
-    bool ok = f.child ? MatchChild(*f.child, v) : MatchLeaf(f.leaf, v);
-    if (!ok) return false;
-  }
-  for (const std::vector<PatternNode>& alternatives : node.ors) {
-    bool any = false;
-    for (const PatternNode& alt : alternatives) {
-      if (MatchNode(alt, obj)) {
-        any = true;
-        break;
-      }
-    }
-    if (!any) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 Result<EventPattern> EventPattern::Compile(const json::value& pattern, std::string_view root) {
@@ -724,11 +354,6 @@ Result<EventPattern> EventPattern::Compile(const json::value& pattern, std::stri
   Status s = compiler.CompileRoot(pattern, *node);
   if (!s.ok()) return s;
   return EventPattern(std::move(node));
-}
-
-bool EventPattern::Matches(const json::value& event) const {
-  if (!root_) return true;
-  return MatchNode(*root_, event.if_object());
 }
 
 }  // namespace triggers::core
