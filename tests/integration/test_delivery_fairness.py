@@ -25,7 +25,9 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import test_delivery as td  # noqa: E402  (helpers only: no TestCase is imported by name)
-from harness import make_key, unique_tenant  # noqa: E402
+import tempfile  # noqa: E402
+
+from harness import make_key, run_cli, unique_tenant  # noqa: E402
 
 TIMEOUT_S = 6                      # --delivery-timeout: a hanging attempt lasts this long
 SCHEDULE = ["100ms"] * 20          # the hanging deliveries come back at once, again and again
@@ -112,8 +114,9 @@ class HangingNeighbourTests(FairnessCase):
                          "tenant A's 5 x 16 attempts were not all in progress at once")
 
     def test_open_breaker_and_rate_limit_do_not_delay_another_subscription(self):
-        """Same tenant, same host:port: one subscription failing until its
-        breaker opens, one held back by a rate limit with a backlog, one healthy."""
+        """Same tenant, same host:port, same events: one subscription failing
+        until its breaker opens, one held back by a rate limit with a
+        backlog, one healthy."""
         failing, slow, healthy = self.path("failing"), self.path("slow"), self.path("healthy")
         self.rcv.error(failing, 500)
         self.create_sub(failing)
@@ -122,13 +125,13 @@ class HangingNeighbourTests(FairnessCase):
         # the rate-limited one has 30 s of work queued.
         self.ingest_batch([{"type": "bg.t", "data": i} for i in range(60)])
         self.arrivals(failing, 10, 10)
-        key_h = make_key(self.srv, unique_tenant("ok-h"), ["ingest", "read", "manage"])["key"]
-        sub = self.create_sub(healthy, key=key_h)
-        self.addCleanup(self.srv.request, "DELETE", "/v1/subscriptions/" + sub["id"], key=key_h)
-        lat = self.timed_deliveries(healthy, key_h, 30)
+        # Its events go to the other two as well (they take every type).
+        self.create_sub(healthy, event_types=["h.*"])
+        lat = self.timed_deliveries(healthy, self.key, 30, etype="h.t")
         self.assertPrompt(lat, "healthy subscription beside an open breaker and a rate limit")
         # Both neighbours were really held back meanwhile.
         self.assertLess(self.rcv.count(slow), 60, "the rate limit did not hold the backlog back")
+        self.assertLess(self.rcv.count(failing), 100, "the breaker never opened")
 
     def test_same_tenant_hanging_subscriptions_do_not_delay_its_other_one(self):
         key, hang_paths, _ = self.hanging_tenant()
@@ -165,6 +168,19 @@ class TenantCapTests(FairnessCase):
                         "the measurement overran the first timeout: cannot judge the cap")
         self.assertEqual(len(concurrent_hangs(self.rcv, hang_paths, t0 + TIMEOUT_S - 0.5)), 24,
                          "tenant A exceeded --delivery-max-in-flight-per-tenant 24")
+
+    def test_bad_cap_flags_are_refused(self):
+        for args, mention in (
+                (["--delivery-max-in-flight", "0"], "--delivery-max-in-flight must be"),
+                (["--delivery-max-in-flight", "10", "--delivery-max-in-flight-per-tenant", "11"],
+                 "--delivery-max-in-flight-per-tenant must be"),
+                (["--delivery-max-in-flight-per-tenant", "0"],
+                 "--delivery-max-in-flight-per-tenant must be")):
+            with tempfile.TemporaryDirectory() as d:
+                p = run_cli("serve", "--listen", "127.0.0.1:0", "--data-dir", d, *args)
+                self.assertEqual(p.returncode, 2, "%r: %s" % (args, p.stderr))
+                self.assertIn(mention, p.stderr, args)
+                self.assertEqual(os.listdir(d), [], "a refused start wrote to the data dir")
 
 
 if __name__ == "__main__":
