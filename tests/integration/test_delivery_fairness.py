@@ -95,7 +95,7 @@ class FairnessCase(td.DeliveryCase):
 class HangingNeighbourTests(FairnessCase):
 
     def test_hanging_tenant_does_not_delay_another_on_the_same_host_port(self):
-        """Measured before the fix: p50 4.4 s, max 14 s (issue 12, case 2)."""
+        """Issue 12 case 2 (before the fix B waited up to the delivery timeout)."""
         _, hang_paths, t0 = self.hanging_tenant()
         got = self.rcv.wait_for(None, 64, TIMEOUT_S - 1, pred=lambda r: r.path in hang_paths)
         self.assertGreaterEqual(len(got), 64, "tenant A's hanging attempts never started")
