@@ -62,6 +62,14 @@ Status Config::Validate() {
   if (Status s = Duration("delivery-timeout", delivery_timeout, &delivery_timeout_ms); !s.ok()) {
     return s;
   }
+  if (delivery_max_in_flight < 1 || delivery_max_in_flight > 1'000'000) {
+    return Status::Validation("--delivery-max-in-flight must be 1-1000000");
+  }
+  if (delivery_max_in_flight_per_tenant < 1 ||
+      delivery_max_in_flight_per_tenant > delivery_max_in_flight) {
+    return Status::Validation(
+        "--delivery-max-in-flight-per-tenant must be 1 to --delivery-max-in-flight");
+  }
   return Status::Ok();
 }
 

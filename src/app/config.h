@@ -28,6 +28,8 @@ struct Config {
   std::string idle_timeout = "60s";
   std::string delivery_timeout = "15s";
   std::string retry_schedule = "5s,30s,2m,10m,30m,1h,3h,6h,12h";
+  int64_t delivery_max_in_flight = 2048;
+  int64_t delivery_max_in_flight_per_tenant = 512;
   bool allow_private_destinations = false;
   bool metrics_require_admin = false;
 

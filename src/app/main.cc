@@ -48,6 +48,10 @@ int main(int argc, char** argv) {
   Flag(serve, "idle-timeout", cfg.idle_timeout, "keep-alive idle time before closing");
   Flag(serve, "delivery-timeout", cfg.delivery_timeout, "time allowed for one webhook attempt");
   Flag(serve, "retry-schedule", cfg.retry_schedule, "delays between attempts, e.g. 1s,2s,5s");
+  Flag(serve, "delivery-max-in-flight", cfg.delivery_max_in_flight,
+       "webhook attempts (and connections) at once, all tenants");
+  Flag(serve, "delivery-max-in-flight-per-tenant", cfg.delivery_max_in_flight_per_tenant,
+       "webhook attempts at once for one tenant");
   serve
       ->add_flag("--allow-private-destinations", cfg.allow_private_destinations,
                  "allow webhook URLs on loopback/private/link-local addresses (development, tests)")

@@ -336,11 +336,14 @@ int RunServe(Config& cfg) {
   delivery::CurlSenderOptions sender_opts;
   sender_opts.allow_private_destinations = cfg.allow_private_destinations;
   sender_opts.user_agent = "triggers/" TRIGGERS_VERSION;
+  sender_opts.max_connections = static_cast<long>(cfg.delivery_max_in_flight);  // NOLINT
   auto sender = delivery::NewCurlSender(sender_opts);
   delivery::DispatcherOptions dopts;
   dopts.schedule = schedule.value();
   dopts.delivery_timeout_ms = cfg.delivery_timeout_ms;
   dopts.user_agent = sender_opts.user_agent;
+  dopts.max_in_flight = static_cast<int>(cfg.delivery_max_in_flight);
+  dopts.max_in_flight_per_tenant = static_cast<int>(cfg.delivery_max_in_flight_per_tenant);
   delivery::Dispatcher dispatcher(st.get(), &subscriptions, sender.get(), SystemClock(), dopts);
   // On every way out, the dispatcher stops before the sender: the sender's
   // last callbacks land in the dispatcher.

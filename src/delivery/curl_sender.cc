@@ -87,7 +87,16 @@ class CurlSender final : public HttpSender {
   explicit CurlSender(CurlSenderOptions o) : opts_(std::move(o)) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     multi_ = curl_multi_init();
-    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, opts_.max_connections_per_host);
+    // No per-host cap: with one (CURLMOPT_MAX_HOST_CONNECTIONS 64), another
+    // subscription's hanging transfers to the same host:port held every
+    // connection and new transfers queued inside curl until they timed out.
+    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+    curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, opts_.max_connections);
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, opts_.max_connections);
+    // One transfer per connection: an HTTP/2 connection shared by several
+    // subscriptions would let one endpoint that stops reading (flow-control
+    // windows, stream limits) stall the others' streams on it.
+    curl_multi_setopt(multi_, CURLMOPT_PIPELINING, static_cast<long>(CURLPIPE_NOTHING));
     thread_ = std::thread([this] { Run(); });
   }
   ~CurlSender() override { Stop(); }

@@ -88,8 +88,9 @@ void Dispatcher::LeaseAndSend(int64_t now) {
   for (const auto& sub_id : due.value()) {
     auto sub = subs_->Get(sub_id);
     if (!sub || !sub->sub.enabled || sub->sub.kind != "webhook") continue;
+    if (total_in_flight_ >= opts_.max_in_flight) break;  // no slot for anyone this pass
     SubState& st = states_[sub_id];
-    int capacity = sub->sub.max_in_flight - st.in_flight;
+    int capacity = Capacity(sub->sub, st);
     if (capacity <= 0) continue;
     // The breaker: closed -> go; open -> wait; half-open -> one probe, taken
     // only once there is a delivery to probe with.
@@ -124,6 +125,22 @@ void Dispatcher::LeaseAndSend(int64_t now) {
   }
 }
 
+int Dispatcher::Capacity(const Subscription& sub, const SubState& st) const {
+  int capacity = sub.max_in_flight - st.in_flight;
+  auto t = tenant_in_flight_.find(sub.tenant);
+  const int tenant_used = t == tenant_in_flight_.end() ? 0 : t->second;
+  capacity = std::min(capacity, opts_.max_in_flight_per_tenant - tenant_used);
+  return std::min(capacity, opts_.max_in_flight - total_in_flight_);
+}
+
+void Dispatcher::Released(const std::string& subscription_id, const std::string& tenant) {
+  SubState& st = states_[subscription_id];
+  st.in_flight = std::max(0, st.in_flight - 1);
+  total_in_flight_ = std::max(0, total_in_flight_ - 1);
+  auto t = tenant_in_flight_.find(tenant);
+  if (t != tenant_in_flight_.end() && --t->second <= 0) tenant_in_flight_.erase(t);
+}
+
 void Dispatcher::Send(const CompiledSubscription& sub, store::Store::Leased work) {
   // Leased again while its attempt is still running here (the lease ran out
   // first): that attempt's outcome settles it; do not count or send it twice.
@@ -145,7 +162,9 @@ void Dispatcher::Send(const CompiledSubscription& sub, store::Store::Leased work
   req.headers.emplace_back("webhook-signature",
                            core::SignatureHeader(secrets, work.event.id, ts, req.body));
   states_[sub.sub.id].in_flight++;
-  leased_[work.delivery.id] = Held{sub.sub.id, work.receipt};
+  tenant_in_flight_[sub.sub.tenant]++;
+  total_in_flight_++;
+  leased_[work.delivery.id] = Held{sub.sub.id, sub.sub.tenant, work.receipt};
   auto w = std::make_shared<store::Store::Leased>(std::move(work));
   sender_->Send(std::move(req), [this, w](HttpOutcome o) {
     {
@@ -164,8 +183,7 @@ void Dispatcher::RecordOutcomes(std::vector<Outcome>& outcomes, int64_t now) {
     const auto& d = o.work.delivery;
     auto it = leased_.find(d.id);
     if (it != leased_.end()) {
-      SubState& st = states_[it->second.subscription_id];
-      st.in_flight = std::max(0, st.in_flight - 1);
+      Released(it->second.subscription_id, it->second.tenant);
       leased_.erase(it);
     }
     const bool ok = o.http.error.empty() && o.http.status_code && *o.http.status_code >= 200 &&

@@ -5,7 +5,12 @@
 // dead). Outcomes are written in batches, one transaction per pass.
 //
 // A slow or failing endpoint only uses its own subscription's slots, so it
-// never delays the others. The Store is the truth: after a crash, leases
+// never delays the others: below the two caps here, a subscription's
+// max_in_flight is the only limit on it (the sender has no per-host limit).
+// The caps bound what all subscriptions hold together (connections, file
+// descriptors): a tenant holds at most max_in_flight_per_tenant attempts,
+// all tenants at most max_in_flight, so one tenant's hanging endpoints leave
+// the rest for the others. The Store is the truth: after a crash, leases
 // expire and the deliveries are taken again (at-least-once).
 #pragma once
 
@@ -34,6 +39,8 @@ struct DispatcherOptions {
   int64_t poll_interval_ms = 250;  // look for due work at least this often
   int64_t shutdown_grace_ms = 10000;
   std::string user_agent = "triggers";
+  int max_in_flight = 2048;            // webhook attempts at once, all tenants
+  int max_in_flight_per_tenant = 512;  // ... of one tenant (<= max_in_flight)
 };
 
 class Dispatcher {
@@ -65,6 +72,10 @@ class Dispatcher {
   void LeaseAndSend(int64_t now_ms);
   void RecordOutcomes(std::vector<Outcome>& outcomes, int64_t now_ms);
   void Send(const CompiledSubscription& sub, store::Store::Leased work);
+  // How many more attempts the caps let `sub` start now (before its breaker
+  // and rate limit): its max_in_flight, its tenant's share and the total.
+  int Capacity(const Subscription& sub, const SubState& st) const;
+  void Released(const std::string& subscription_id, const std::string& tenant);
 
   store::DeliveryQueue* store_;
   SubscriptionCache* subs_;
@@ -83,8 +94,11 @@ class Dispatcher {
   std::unordered_map<std::string, SubState> states_;
   struct Held {
     std::string subscription_id;
+    std::string tenant;
     std::string token;  // the lease (Leased::receipt)
   };
+  std::unordered_map<std::string, int> tenant_in_flight_;  // no entry = 0
+  int total_in_flight_ = 0;
   std::unordered_map<std::string, Held> leased_;  // delivery id -> its lease
   std::thread thread_;
 };

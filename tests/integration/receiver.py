@@ -147,6 +147,10 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    # listen() backlog: the default 5 drops SYNs when dozens of connections
+    # open at once (the client retries after 1 s, 3 s, ...), which would
+    # look like the sender holding them back.
+    request_queue_size = 1024
 
     def handle_error(self, request, client_address):  # no tracebacks on stderr
         pass
