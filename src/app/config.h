@@ -30,6 +30,12 @@ struct Config {
   std::string retry_schedule = "5s,30s,2m,10m,30m,1h,3h,6h,12h";
   bool allow_private_destinations = false;
   bool metrics_require_admin = false;
+  // Per-tenant limits (SPEC 10); see docs/operations.md for the reasons of
+  // the defaults. Parked receives and streams count per node.
+  int64_t max_subscriptions_per_tenant = 1000;
+  std::string max_filter_size = "4KiB";
+  int64_t max_parked_receives_per_tenant = 1000;
+  int64_t max_streams_per_tenant = 100;
 
   // Derived by Validate().
   std::string host;
@@ -40,8 +46,10 @@ struct Config {
   int64_t request_timeout_ms = 0;
   int64_t idle_timeout_ms = 0;
   int64_t delivery_timeout_ms = 0;
+  int64_t max_filter_bytes = 0;
 
   Status Validate();
+  Status ValidateLimits();  // the per-tenant limits (part of Validate)
   std::string DbPath() const { return data_dir + "/triggers.db"; }
 };
 
