@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,7 +56,7 @@ def numeric_ranges():
     f = {"data": {"n": ranges}}
     while True:
         ranges.append({"numeric": [">", len(ranges), "<=", len(ranges) + 1000000]})
-        if len(compact(f)) > FILTER_BYTES or len(ranges) * 2 > 256:
+        if len(compact(f)) > FILTER_BYTES or len(ranges) * 3 > 255:
             ranges.pop()
             return f
 
@@ -73,8 +74,11 @@ def request(base, method, path, key, body=None):
     req = urllib.request.Request(base + path, data=data, method=method,
                                  headers={"Authorization": "Bearer " + key,
                                           "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read() or b"null")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        raise SystemExit("%s %s: %d %s" % (method, path, e.code, e.read()[:300]))
 
 
 def main():
