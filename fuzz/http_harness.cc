@@ -34,11 +34,20 @@ class NullSink final : public api::StreamSink {
     std::lock_guard lock(mu_);
     closed_ = true;
   }
+  // Ended when dropped (no connection to close).
+  void OnEnd(std::function<void()> fn) override {
+    std::lock_guard lock(mu_);
+    on_end_ = std::move(fn);
+  }
+  ~NullSink() override {
+    if (on_end_) on_end_();
+  }
 
  private:
   std::mutex mu_;
   size_t bytes_ = 0;
   bool closed_ = false;
+  std::function<void()> on_end_;
 };
 
 void StopHarness() {

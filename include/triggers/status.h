@@ -13,21 +13,23 @@ class Status {
  public:
   enum class Code {
     kOk = 0,
-    kInvalidJson,   // 400 invalid_json
-    kValidation,    // 400 validation_error
-    kUnauthorized,  // 401
-    kForbidden,     // 403
-    kNotFound,      // 404
-    kConflict,      // 409
-    kTooLarge,      // 413
-    kUnavailable,   // 503: store down, shutting down
-    kInternal,      // 500: a bug; never a client's fault
+    kInvalidJson,    // 400 invalid_json
+    kValidation,     // 400 validation_error
+    kLimitExceeded,  // 400 limit_exceeded: a per-tenant limit (SPEC 10)
+    kUnauthorized,   // 401
+    kForbidden,      // 403
+    kNotFound,       // 404
+    kConflict,       // 409
+    kTooLarge,       // 413
+    kUnavailable,    // 503: store down, shutting down
+    kInternal,       // 500: a bug; never a client's fault
   };
 
   Status() = default;
   static Status Ok() { return Status(); }
   static Status InvalidJson(std::string m) { return Status(Code::kInvalidJson, std::move(m)); }
   static Status Validation(std::string m) { return Status(Code::kValidation, std::move(m)); }
+  static Status LimitExceeded(std::string m) { return Status(Code::kLimitExceeded, std::move(m)); }
   static Status Unauthorized(std::string m) { return Status(Code::kUnauthorized, std::move(m)); }
   static Status Forbidden(std::string m) { return Status(Code::kForbidden, std::move(m)); }
   static Status NotFound(std::string m) { return Status(Code::kNotFound, std::move(m)); }

@@ -175,7 +175,12 @@ class SubscriptionStore {
   // Every subscription write bumps its tenant's subscriptions generation in
   // the same transaction and returns the new one; ingest transactions compare
   // it with what their matches were decided at (see CommitIngest).
-  virtual Result<int64_t> CreateSubscription(const Subscription& sub) = 0;
+  // `max_per_tenant` > 0: the tenant's live subscriptions are counted in
+  // the same transaction, after the tenant's generation row is locked (so
+  // two creates racing on any nodes are counted one after the other); at
+  // `max_per_tenant` already, LimitExceeded and nothing is written.
+  virtual Result<int64_t> CreateSubscription(const Subscription& sub,
+                                             int64_t max_per_tenant = 0) = 0;
   // NotFound for an unknown id or one of another tenant.
   virtual Result<Subscription> GetSubscription(const std::string& tenant,
                                                const std::string& id) = 0;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "api/auth.h"
+#include "api/tenant_slots.h"
 #include "delivery/subscription_cache.h"
 #include "store/ingest_writer.h"
 #include "triggers/clock.h"
@@ -35,6 +36,12 @@ struct Context {
   std::atomic<bool> shutting_down{false};
   int64_t start_ms = 0;
   std::string cors_origins = "*";
+  // Per-tenant limits (SPEC 10), set from the flags named in their errors.
+  // 0 / null: no limit.
+  int64_t max_subscriptions_per_tenant = 0;  // all nodes together (counted in the store)
+  int64_t max_filter_bytes = 0;              // a filter's JSON, as stored
+  TenantSlots* parked_receives = nullptr;    // per node
+  TenantSlots* streams = nullptr;            // per node
 };
 
 }  // namespace triggers::api

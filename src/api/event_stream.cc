@@ -19,9 +19,6 @@ bool EventStream::Add(std::string tenant, std::string key_hash, std::string type
   {
     std::lock_guard lock(mu_);
     if (stopping_ || listeners_.load() >= kMaxListeners) return false;
-    size_t& mine = per_tenant_[tenant];
-    if (mine >= kMaxListenersPerTenant) return false;
-    ++mine;
     listeners_.fetch_add(1);
     added_.push_back(
         {std::move(tenant), std::move(key_hash), std::move(type_glob), std::move(sink)});
@@ -30,11 +27,9 @@ bool EventStream::Add(std::string tenant, std::string key_hash, std::string type
   return true;
 }
 
-bool EventStream::Full(const std::string& tenant) {
+bool EventStream::Full() {
   std::lock_guard lock(mu_);
-  if (stopping_ || listeners_.load() >= kMaxListeners) return true;
-  auto it = per_tenant_.find(tenant);
-  return it != per_tenant_.end() && it->second >= kMaxListenersPerTenant;
+  return stopping_ || listeners_.load() >= kMaxListeners;
 }
 
 void EventStream::Publish(std::vector<Event> events) {
@@ -180,18 +175,13 @@ void EventStream::Run() {
     if (ping) next_ping = Clock::now() + kKeepAlive;
     FanOut(events, frames, ping, listeners, gone);
     lock.lock();
-    for (const auto& t : gone) {
-      listeners_.fetch_sub(1);
-      auto it = per_tenant_.find(t);
-      if (it != per_tenant_.end() && --it->second == 0) per_tenant_.erase(it);
-    }
+    listeners_.fetch_sub(gone.size());
   }
   lock.unlock();
   for (auto& l : listeners) l.sink->Close();
   lock.lock();
   for (auto& l : added_) l.sink->Close();
   listeners_.store(0);
-  per_tenant_.clear();
   added_.clear();
 }
 

@@ -29,8 +29,8 @@ namespace triggers::api {
 
 class EventStream {
  public:
+  // Per server; the per-tenant limit is the caller's (a TenantSlots).
   static constexpr size_t kMaxListeners = 1000;
-  static constexpr size_t kMaxListenersPerTenant = 100;
   // Events waiting for the stream thread, bounded by bytes of data: beyond
   // this, new events are not streamed (the log has them).
   static constexpr size_t kMaxQueuedBytes = 64 << 20;
@@ -41,10 +41,10 @@ class EventStream {
   // Cheap: whether anyone listens (the writer copies events only then).
   bool active() const { return listeners_.load(std::memory_order_relaxed) > 0; }
   size_t listeners() const { return listeners_.load(std::memory_order_relaxed); }
-  // Whether Add would refuse a listener of this tenant now.
-  bool Full(const std::string& tenant);
-  // Adds a listener of the key with this hash; false when too many are open,
-  // in all or for this tenant (the caller answers 503).
+  // Whether Add would refuse a listener now.
+  bool Full();
+  // Adds a listener of the key with this hash; false when too many are open
+  // (the caller answers 503) or the stream stops.
   // `type_glob` empty: every type (the glob was validated by the caller).
   bool Add(std::string tenant, std::string key_hash, std::string type_glob,
            std::shared_ptr<StreamSink> sink);
@@ -79,8 +79,7 @@ class EventStream {
   std::vector<Listener> added_;  // handed to the thread
   std::vector<Event> queue_;
   size_t queued_bytes_ = 0;
-  std::vector<std::string> ended_keys_;                 // revoked keys, handed to the thread
-  std::unordered_map<std::string, size_t> per_tenant_;  // open listeners
+  std::vector<std::string> ended_keys_;  // revoked keys, handed to the thread
   std::thread thread_;
 };
 

@@ -4,6 +4,7 @@
 #include "api/handlers.h"
 #include "api/inbox.h"
 #include "api/json_body.h"
+#include "api/tenant_slots.h"
 #include "core/event_json.h"
 #include "core/ids.h"
 #include "core/json_util.h"
@@ -147,6 +148,16 @@ Inbox::Attempt ReceiveAttempt(Context& ctx, Respond respond, std::string rid,
   };
 }
 
+Response ParkLimitResponse(const Context& ctx, const std::string& rid) {
+  return StatusResponse(
+      Status::LimitExceeded(
+          "parked receives per tenant: the tenant has reached the limit of " +
+          std::to_string(ctx.parked_receives->limit()) +
+          " receives waiting (wait_s > 0) on this server (--max-parked-receives-per-tenant, per "
+          "node); receive with wait_s 0, or when one of them has answered"),
+      rid);
+}
+
 }  // namespace
 
 void ReceiveMessages(Context& ctx, const Call& call, Respond respond) {
@@ -169,11 +180,24 @@ void ReceiveMessages(Context& ctx, const Call& call, Respond respond) {
     if (!s.ok()) return respond(StatusResponse(s, rid));
     Subscription sub;
     if (Status s = LoadPull(ctx, call, &sub); !s.ok()) return respond(StatusResponse(s, rid));
-    Inbox::Attempt attempt = ReceiveAttempt(ctx, respond, rid, sub, call.who->key_hash,
+    // The parked receive holds a slot of its tenant (SPEC 10) until it
+    // answers: given back before the answer leaves, so a client that sends
+    // its next receive on the answer finds the slot free.
+    auto slot = std::make_shared<std::shared_ptr<TenantSlots::Slot>>();
+    Respond answer = [slot, respond](Response&& r) {
+      if (*slot) (*slot)->Release();
+      respond(std::move(r));
+    };
+    Inbox::Attempt attempt = ReceiveAttempt(ctx, answer, rid, sub, call.who->key_hash,
                                             static_cast<int>(max), visibility_s);
     const int64_t deadline = ctx.clock->NowMs() + wait_s * 1000;
     if (attempt(wait_s == 0 ? Inbox::Turn::kLast : Inbox::Turn::kTry)) return;
-    // Nothing yet: park without holding this thread.
+    // Nothing yet (and nothing leased): park without holding this thread,
+    // if the tenant has a slot left.
+    if (ctx.parked_receives) {
+      *slot = ctx.parked_receives->Acquire(call.who->tenant);
+      if (!*slot) return respond(ParkLimitResponse(ctx, rid));
+    }
     if (!ctx.inbox->Park(sub.id, call.who->key_hash, deadline, attempt)) {
       attempt(Inbox::Turn::kLast);
     }

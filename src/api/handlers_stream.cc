@@ -4,6 +4,7 @@
 
 #include "api/event_stream.h"
 #include "api/handlers.h"
+#include "api/tenant_slots.h"
 #include "core/event_pattern.h"
 #include "core/json_util.h"
 #include "core/time_util.h"
@@ -20,16 +21,30 @@ void StreamEvents(Context& ctx, const Call& call, Respond respond) {
     }
   }
   EventStream* stream = ctx.event_stream;
-  if (!stream || stream->Full(call.who->tenant)) {
+  if (!stream || stream->Full()) {
     return respond(
         ErrorResponse(503, "unavailable", "too many open streams; retry later", req.request_id));
+  }
+  // The stream holds a slot of its tenant (SPEC 10) from now until it ends.
+  std::shared_ptr<TenantSlots::Slot> slot;
+  if (ctx.streams) {
+    slot = ctx.streams->Acquire(call.who->tenant);
+    if (!slot) {
+      return respond(StatusResponse(
+          Status::LimitExceeded("open streams per tenant: the tenant has reached the limit of " +
+                                std::to_string(ctx.streams->limit()) +
+                                " live tails open on this server (--max-streams-per-tenant, per "
+                                "node); close one first"),
+          req.request_id));
+    }
   }
   Response r;
   r.status = 200;
   r.content_type = "text/event-stream";
   r.headers.emplace_back("X-Accel-Buffering", "no");  // proxies: do not buffer
   r.stream = [stream, keys = ctx.keys, tenant = call.who->tenant, key_hash = call.who->key_hash,
-              glob = std::move(glob)](std::shared_ptr<StreamSink> sink) mutable {
+              glob = std::move(glob), slot](std::shared_ptr<StreamSink> sink) mutable {
+    if (slot) sink->OnEnd([slot] { slot->Release(); });
     if (!stream->Add(tenant, key_hash, std::move(glob), sink)) return sink->Close();
     // A revocation since the request was authenticated may have missed the
     // stream (EndKey ran before Add): the revoked flag is set before EndKey

@@ -138,9 +138,18 @@ Status ApplyFields(const Context& ctx, const json::object& body, bool creating, 
     if (f->is_null()) {
       sub->filter_json.reset();
     } else {
+      // Sized as stored (compact JSON), before it is compiled: the bound on
+      // what a tenant's filters cost in every node's memory (SPEC 10).
+      std::string stored = json::serialize(*f);
+      if (ctx.max_filter_bytes > 0 && static_cast<int64_t>(stored.size()) > ctx.max_filter_bytes) {
+        return Status::LimitExceeded(
+            "filter: " + std::to_string(stored.size()) + " bytes as JSON, over the limit of " +
+            std::to_string(ctx.max_filter_bytes) +
+            " bytes per filter (--max-filter-size); split it over several subscriptions");
+      }
       auto p = core::EventPattern::Compile(*f);
       if (!p.ok()) return p.status();
-      sub->filter_json = json::serialize(*f);
+      sub->filter_json = std::move(stored);
     }
   }
   auto int_field = [&](const char* name, int lo, int hi, int* out) -> Status {
@@ -198,8 +207,14 @@ Status Load(Context& ctx, const Call& call, Subscription* out) {
 Status CreateAndCache(Context& ctx, const Subscription& sub) {
   auto compiled = delivery::CompileSubscription(sub);
   if (!compiled.ok()) return compiled.status();
-  auto gen = ctx.store->CreateSubscription(sub);
-  if (!gen.ok()) return gen.status();
+  auto gen = ctx.store->CreateSubscription(sub, ctx.max_subscriptions_per_tenant);
+  if (!gen.ok()) {
+    if (gen.status().code() != Status::Code::kLimitExceeded) return gen.status();
+    return Status::LimitExceeded(
+        "subscriptions per tenant: the tenant has reached the limit of " +
+        std::to_string(ctx.max_subscriptions_per_tenant) +
+        " subscriptions (--max-subscriptions-per-tenant); delete one first");
+  }
   ctx.subscriptions->Applied(sub.tenant, gen.value(), std::move(compiled.value()), "");
   return Status::Ok();
 }

@@ -31,6 +31,8 @@ Response StatusResponse(const Status& s, const std::string& rid) {
       return ErrorResponse(400, "invalid_json", s.message(), rid);
     case C::kValidation:
       return ErrorResponse(400, "validation_error", s.message(), rid);
+    case C::kLimitExceeded:
+      return ErrorResponse(400, "limit_exceeded", s.message(), rid);
     case C::kUnauthorized:
       return ErrorResponse(401, "unauthorized", s.message(), rid);
     case C::kForbidden:

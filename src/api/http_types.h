@@ -45,6 +45,10 @@ class StreamSink {
   virtual bool Write(std::string data) = 0;
   // Ends the stream and the connection.
   virtual void Close() = 0;
+  // Runs `fn` once the stream has ended, for whatever reason (the client
+  // went away, Close, a write refused, the server stopped), on any thread;
+  // at once when it has ended already. One callback per sink.
+  virtual void OnEnd(std::function<void()> fn) = 0;
 };
 
 struct Response {

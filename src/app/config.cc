@@ -62,6 +62,10 @@ Status Config::Validate() {
   if (Status s = Duration("delivery-timeout", delivery_timeout, &delivery_timeout_ms); !s.ok()) {
     return s;
   }
+  return ValidateLimits();
+}
+
+Status Config::ValidateLimits() {
   if (delivery_max_in_flight < 1 || delivery_max_in_flight > 1'000'000) {
     return Status::Validation("--delivery-max-in-flight must be 1-1000000");
   }
@@ -69,6 +73,21 @@ Status Config::Validate() {
       delivery_max_in_flight_per_tenant > delivery_max_in_flight) {
     return Status::Validation(
         "--delivery-max-in-flight-per-tenant must be 1 to --delivery-max-in-flight");
+  }
+  if (max_subscriptions_per_tenant < 1 || max_subscriptions_per_tenant > 1'000'000) {
+    return Status::Validation("--max-subscriptions-per-tenant must be 1-1000000");
+  }
+  auto fs = core::ParseSizeBytes(max_filter_size);
+  if (!fs || *fs < 64 || *fs > (256LL << 10)) {
+    return Status::Validation(
+        "--max-filter-size: a size from 64 bytes to 256KiB, e.g. 4096 or 4KiB");
+  }
+  max_filter_bytes = *fs;
+  if (max_parked_receives_per_tenant < 1 || max_parked_receives_per_tenant > 10000) {
+    return Status::Validation("--max-parked-receives-per-tenant must be 1-10000");
+  }
+  if (max_streams_per_tenant < 1 || max_streams_per_tenant > 1000) {
+    return Status::Validation("--max-streams-per-tenant must be 1-1000");
   }
   return Status::Ok();
 }

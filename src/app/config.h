@@ -32,6 +32,12 @@ struct Config {
   int64_t delivery_max_in_flight_per_tenant = 512;
   bool allow_private_destinations = false;
   bool metrics_require_admin = false;
+  // Per-tenant limits (SPEC 10); see docs/operations.md for the reasons of
+  // the defaults. Parked receives and streams count per node.
+  int64_t max_subscriptions_per_tenant = 1000;
+  std::string max_filter_size = "4KiB";
+  int64_t max_parked_receives_per_tenant = 1000;
+  int64_t max_streams_per_tenant = 100;
 
   // Derived by Validate().
   std::string host;
@@ -42,8 +48,10 @@ struct Config {
   int64_t request_timeout_ms = 0;
   int64_t idle_timeout_ms = 0;
   int64_t delivery_timeout_ms = 0;
+  int64_t max_filter_bytes = 0;
 
   Status Validate();
+  Status ValidateLimits();  // the per-tenant limits (part of Validate)
   std::string DbPath() const { return data_dir + "/triggers.db"; }
 };
 

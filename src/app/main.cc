@@ -52,6 +52,14 @@ int main(int argc, char** argv) {
        "webhook attempts (and connections) at once, all tenants");
   Flag(serve, "delivery-max-in-flight-per-tenant", cfg.delivery_max_in_flight_per_tenant,
        "webhook attempts at once for one tenant");
+  Flag(serve, "max-subscriptions-per-tenant", cfg.max_subscriptions_per_tenant,
+       "subscriptions one tenant may have (all nodes together)");
+  Flag(serve, "max-filter-size", cfg.max_filter_size,
+       "largest subscription filter, as JSON (bytes, KiB)");
+  Flag(serve, "max-parked-receives-per-tenant", cfg.max_parked_receives_per_tenant,
+       "long-poll receives one tenant may have waiting, per node");
+  Flag(serve, "max-streams-per-tenant", cfg.max_streams_per_tenant,
+       "live tails (GET /v1/events/stream) one tenant may have open, per node");
   serve
       ->add_flag("--allow-private-destinations", cfg.allow_private_destinations,
                  "allow webhook URLs on loopback/private/link-local addresses (development, tests)")

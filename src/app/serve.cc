@@ -366,6 +366,10 @@ int RunServe(Config& cfg) {
     dispatcher.Wake();
     if (inbox_ptr) inbox_ptr->Notify(subs);
   };
+  // Per-tenant limits of this node (before the streams, the inbox and the
+  // server, whose receives and streams hold slots: destroyed after them).
+  api::TenantSlots parked_receives(static_cast<size_t>(cfg.max_parked_receives_per_tenant));
+  api::TenantSlots open_streams(static_cast<size_t>(cfg.max_streams_per_tenant));
   api::EventStream event_stream;  // live tail; fed by the writer only while someone listens
   wo.on_committed = [&event_stream](const std::vector<store::IngestItem*>& items) {
     if (!event_stream.active()) return;
@@ -382,6 +386,10 @@ int RunServe(Config& cfg) {
   }
   store::IngestWriter writer(st.get(), SystemClock(), wo);
   api::Context ctx;
+  ctx.max_subscriptions_per_tenant = cfg.max_subscriptions_per_tenant;
+  ctx.max_filter_bytes = cfg.max_filter_bytes;
+  ctx.parked_receives = &parked_receives;
+  ctx.streams = &open_streams;
   ctx.store = st.get();
   ctx.writer = &writer;
   ctx.keys = &keys;

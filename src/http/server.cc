@@ -53,6 +53,10 @@ class SinkImpl final : public api::StreamSink {
 
   SinkImpl(std::weak_ptr<Session> session, net::any_io_executor ex)
       : session_(std::move(session)), ex_(std::move(ex)) {}
+  // A sink dropped without the session closing it (the server stopped) has ended too.
+  ~SinkImpl() override {
+    if (on_end_) on_end_();
+  }
 
   bool Write(std::string data) override {
     std::lock_guard lock(mu_);
@@ -79,6 +83,17 @@ class SinkImpl final : public api::StreamSink {
     ScheduleLocked();
   }
 
+  void OnEnd(std::function<void()> fn) override {
+    {
+      std::lock_guard lock(mu_);
+      if (!ended_) {
+        on_end_ = std::move(fn);
+        return;
+      }
+    }
+    fn();
+  }
+
   // Session side. Moves the queued chunks out; `*ended`: no more will come.
   void Take(std::string* out, bool* ended) {
     std::lock_guard lock(mu_);
@@ -95,10 +110,18 @@ class SinkImpl final : public api::StreamSink {
     std::lock_guard lock(mu_);
     backlog_ -= std::min(backlog_, n);
   }
+  // The connection is closed: the stream has ended.
   void MarkClosed() {
-    std::lock_guard lock(mu_);
-    closed_ = true;
-    queue_.clear();
+    std::function<void()> fn;
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+      ended_ = true;
+      queue_.clear();
+      fn = std::move(on_end_);
+      on_end_ = nullptr;
+    }
+    if (fn) fn();
   }
 
  private:
@@ -112,6 +135,8 @@ class SinkImpl final : public api::StreamSink {
   bool closed_ = false;
   bool aborted_ = false;  // cut off for reading too slowly
   bool scheduled_ = false;
+  bool ended_ = false;            // the connection is closed
+  std::function<void()> on_end_;  // run when it is
 };
 
 std::vector<std::unique_ptr<net::io_context>> MakeLoops(int n) {

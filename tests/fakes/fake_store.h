@@ -38,7 +38,7 @@ class FakeStore : public store::Store {
   Result<PurgeCounts> Purge(int64_t, int64_t, int64_t, const PurgeLimits&) override {
     return PurgeCounts{};
   }
-  Result<int64_t> CreateSubscription(const Subscription&) override { return int64_t{1}; }
+  Result<int64_t> CreateSubscription(const Subscription&, int64_t) override { return int64_t{1}; }
   Result<Subscription> GetSubscription(const std::string&, const std::string&) override {
     return Status::NotFound("fake");
   }

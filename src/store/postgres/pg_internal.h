@@ -240,7 +240,7 @@ class PgStore final : public Store {
 
   // --- subscriptions ---------------------------------------------------------
 
-  Result<int64_t> CreateSubscription(const Subscription& s) override;
+  Result<int64_t> CreateSubscription(const Subscription& s, int64_t max_per_tenant) override;
 
   Result<Subscription> GetSubscription(const std::string& tenant, const std::string& id) override;
 

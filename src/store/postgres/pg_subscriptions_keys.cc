@@ -6,17 +6,29 @@ namespace triggers::store::postgres {
 
 // --- subscriptions ---------------------------------------------------------
 
-Result<int64_t> PgStore::CreateSubscription(const Subscription& s) {
+Result<int64_t> PgStore::CreateSubscription(const Subscription& s, int64_t max_per_tenant) {
   CONN_OR_RETURN(c);
   static const char kInsert[] =
       "INSERT INTO subscriptions(" SUB_COLS
       ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)";
+  static const char kCount[] =
+      "SELECT count(*) FROM subscriptions WHERE tenant=$1 AND deleted_at IS NULL";
   int64_t gen = 0;
   Status st = OrderedTxn(*c, [&]() -> Status {
+    // The bump first: it locks the tenant's generation row until the commit,
+    // so the count below (a statement of its own, READ COMMITTED) sees every
+    // create of this tenant that committed before, on any node, whatever
+    // other lock the transaction holds.
+    if (Status b = BumpGeneration(*c, s.tenant, &gen); !b.ok()) return b;
+    if (max_per_tenant > 0) {
+      ROWS_OR_RETURN(n, c->Run(kCount, Params().Add(s.tenant)));
+      if (n.size() != 1) return Status::Unavailable("store: count not returned");
+      if (n.Int(0, 0) >= max_per_tenant) return Status::LimitExceeded("subscriptions per tenant");
+    }
     Params p;
     BindSubscription(p, s);
     if (auto r = c->Run(kInsert, p); !r.ok()) return r.status();
-    return BumpGeneration(*c, s.tenant, &gen);
+    return Status::Ok();
   });
   if (!st.ok()) return st;
   return gen;

@@ -275,7 +275,7 @@ class SqliteStore final : public Store {
 
   Result<int64_t> PurgeIdempotencyChunk(int64_t before_ms, int limit);
 
-  Result<int64_t> CreateSubscription(const Subscription& s) override;
+  Result<int64_t> CreateSubscription(const Subscription& s, int64_t max_per_tenant) override;
 
   Result<Subscription> GetSubscription(const std::string& tenant, const std::string& id) override;
 

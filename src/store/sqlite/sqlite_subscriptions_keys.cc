@@ -4,10 +4,18 @@
 
 namespace triggers::store::sqlite {
 
-Result<int64_t> SqliteStore::CreateSubscription(const Subscription& s) {
+Result<int64_t> SqliteStore::CreateSubscription(const Subscription& s, int64_t max_per_tenant) {
   std::lock_guard lock(write_mu_);
   int64_t gen = 0;
   Status st = WriteTxn(false, [&]() -> Status {
+    // The write lock (BEGIN IMMEDIATE) orders this count against every other write.
+    if (max_per_tenant > 0) {
+      PREPARE_OR_RETURN(cnt, writer_,
+                        "SELECT count(*) FROM subscriptions WHERE tenant=? AND deleted_at IS NULL");
+      cnt.Bind(1, s.tenant);
+      if (cnt.Step() != SQLITE_ROW) return SqlError(writer_.db(), "count subscriptions");
+      if (cnt.Int(0) >= max_per_tenant) return Status::LimitExceeded("subscriptions per tenant");
+    }
     PREPARE_OR_RETURN(
         ins, writer_,
         "INSERT INTO subscriptions(id,tenant,kind,url,event_types,filter,max_in_flight,"
