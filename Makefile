@@ -20,14 +20,15 @@ build: bootstrap $(BUILD)/build.ninja
 run: build
 	$(BUILD)/triggers serve --data-dir ./data
 
+# scripts/ctest-run: Ctrl-C also stops the private PostgreSQL of the tests.
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j 1
+	@bash scripts/ctest-run $(BUILD) --output-on-failure -j 1
 
 # The same tests on an ASan+UBSan build (CI runs it after `make test`).
 test-asan: bootstrap
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTRIGGERS_SANITIZE=ON
 	cmake --build build-asan -j $(JOBS)
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 1
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 bash scripts/ctest-run build-asan --output-on-failure -j 1
 
 # libFuzzer targets (docs/fuzzing.md), built with clang under ASan+UBSan in
 # build-fuzz. Each runs FUZZ_SECONDS on a scratch copy of its seeds (the

@@ -29,6 +29,8 @@ struct Route {
 // Every route of the API. Literal patterns come before patterns with {id}.
 const Route kRoutes[] = {
     {"GET", "/health", Access::kPublic, 0, GetHealth, nullptr},
+    {"GET", "/health/live", Access::kPublic, 0, nullptr, GetHealthLive},
+    {"GET", "/health/ready", Access::kPublic, 0, GetHealthReady, nullptr},
     {"GET", "/metrics", Access::kMetrics, 0, GetMetrics, nullptr},
     {"GET", "/ui", Access::kPublic, 0, nullptr, GetUi},
     {"GET", "/ui/{name}", Access::kPublic, 0, nullptr, GetUiAsset},
@@ -156,7 +158,9 @@ void Router::Handle(const Request& req, Respond respond) {
     if (r.route == "unmatched") r.route = pattern;
     respond(std::move(r));
   };
-  if (ctx_->shutting_down.load(std::memory_order_relaxed)) {
+  // The probes answer while draining: live 200, ready 503 (GetHealthReady).
+  bool probe = route.async == GetHealthLive || route.sync == GetHealthReady;
+  if (ctx_->shutting_down.load(std::memory_order_relaxed) && !probe) {
     Response r = ErrorResponse(503, "unavailable", "the server is shutting down", rid);
     r.close = true;
     return respond(std::move(r));
