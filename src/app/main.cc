@@ -12,12 +12,25 @@ using triggers::Status;
 
 namespace {
 
+std::string EnvName(const std::string& flag) {
+  std::string env = "TRIGGERS_";
+  for (char c : flag) env += c == '-' ? '_' : static_cast<char>(std::toupper(c));
+  return env;
+}
+
 // Adds --flag with its TRIGGERS_FLAG environment fallback.
 template <typename T>
 CLI::Option* Flag(CLI::App* app, const std::string& name, T& var, const std::string& help) {
-  std::string env = "TRIGGERS_";
-  for (char c : name) env += c == '-' ? '_' : static_cast<char>(std::toupper(c));
-  return app->add_option("--" + name, var, help)->envname(env)->capture_default_str();
+  return app->add_option("--" + name, var, help)->envname(EnvName(name))->capture_default_str();
+}
+
+// Every flag of `serve` reads TRIGGERS_<FLAG> (SPEC 1), also one added
+// without Flag(): --allow-private-destinations <- TRIGGERS_ALLOW_PRIVATE_DESTINATIONS.
+void EnvForEveryFlag(CLI::App* serve) {
+  for (CLI::Option* o : serve->get_options()) {
+    if (o->get_lnames().empty() || o->get_lnames()[0] == "help") continue;
+    if (o->get_envname().empty()) o->envname(EnvName(o->get_lnames()[0]));
+  }
 }
 
 void StoreFlags(CLI::App* app, triggers::app::Config& c) {
@@ -119,6 +132,8 @@ int main(int argc, char** argv) {
       ->add_flag("--metrics-require-admin", cfg.metrics_require_admin,
                  "serve /metrics to the admin key only")
       ->envname("TRIGGERS_METRICS_REQUIRE_ADMIN");
+
+  EnvForEveryFlag(serve);
 
   CLI::App* keys_cmd = app.add_subcommand("keys", "manage API keys offline, on the store");
   keys_cmd->require_subcommand(1);

@@ -80,6 +80,15 @@ class ConfigFileTests(unittest.TestCase):
         self.assertEqual(c.returncode, 0, c.stderr)
         again = show_values(run("config", "show", "--config", path).stdout)
         self.assertTrue(all(o.startswith("file ") for _, o in again.values()), again)
+        # and each has its TRIGGERS_<FLAG> variable, which wins over the file
+        # (an empty variable counts as unset: postgres-url's default is empty)
+        env = {"TRIGGERS_" + k.upper().replace("-", "_"): v.strip('"')
+               for k, (v, _) in shown.items() if v != '""'}
+        p = run("config", "show", "--config", path, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for k, (v, origin) in show_values(p.stdout).items():
+            if v != '""':
+                self.assertEqual(origin, "environment TRIGGERS_" + k.upper().replace("-", "_"))
 
     def test_show_output_is_a_valid_config(self):
         path = self.write('max-connections = 500\nallow-private-destinations = true\n')
