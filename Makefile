@@ -31,8 +31,9 @@ build-tests:
 	@grep -qx 'TRIGGERS_TESTS:STRING=ON' $(BUILD)/CMakeCache.txt 2>/dev/null || $(CONFIGURE) -DTRIGGERS_TESTS=ON
 	cmake --build $(BUILD) -j $(JOBS)
 
+# scripts/ctest-run: Ctrl-C also stops the private PostgreSQL of the tests.
 test: build-tests
-	cd $(BUILD) && ctest --output-on-failure -j 1
+	@bash scripts/ctest-run $(BUILD) --output-on-failure -j 1
 
 # cmake --install: bin/triggers, man page, systemd unit, example config
 # (docs/operations.md, "Installing"). `make install PREFIX=/usr DESTDIR=...`.
@@ -62,7 +63,7 @@ test-asan:
 	@$(BOOTSTRAP) test
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTRIGGERS_SANITIZE=ON -DTRIGGERS_TESTS=ON
 	cmake --build build-asan -j $(JOBS)
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 1
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 bash scripts/ctest-run build-asan --output-on-failure -j 1
 
 # libFuzzer targets (docs/fuzzing.md), built with clang under ASan+UBSan in
 # build-fuzz. Each runs FUZZ_SECONDS on a scratch copy of its seeds (the

@@ -6,6 +6,8 @@
 namespace triggers::api {
 
 Response GetHealth(Context& ctx, const Call& call);
+void GetHealthLive(Context& ctx, const Call& call, Respond respond);
+Response GetHealthReady(Context& ctx, const Call& call);
 Response GetMetrics(Context& ctx, const Call& call);
 void GetUi(Context& ctx, const Call& call, Respond respond);
 void GetUiAsset(Context& ctx, const Call& call, Respond respond);

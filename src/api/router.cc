@@ -30,6 +30,8 @@ struct Route {
 const Route kRoutes[] = {
     {"GET", "/", Access::kPublic, 0, nullptr, GetRoot},
     {"GET", "/health", Access::kPublic, 0, GetHealth, nullptr},
+    {"GET", "/health/live", Access::kPublic, 0, nullptr, GetHealthLive},
+    {"GET", "/health/ready", Access::kPublic, 0, GetHealthReady, nullptr},
     {"GET", "/metrics", Access::kMetrics, 0, GetMetrics, nullptr},
     {"GET", "/openapi.json", Access::kPublic, 0, nullptr, GetOpenApi},
     {"GET", "/ui", Access::kPublic, 0, nullptr, GetUi},
@@ -185,7 +187,9 @@ void Router::Handle(const Request& req, Respond respond) {
     if (r.route == "unmatched") r.route = pattern;
     respond(std::move(r));
   };
-  if (ctx_->shutting_down.load(std::memory_order_relaxed)) {
+  // The probes answer while draining: live 200, ready 503 (GetHealthReady).
+  bool probe = route.async == GetHealthLive || route.sync == GetHealthReady;
+  if (ctx_->shutting_down.load(std::memory_order_relaxed) && !probe) {
     Response r = ErrorResponse(503, "unavailable", "the server is shutting down", rid);
     r.close = true;
     return respond(std::move(r));

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "core/time_util.h"
+#include "delivery/retry_schedule.h"
 #include "obs/logger.h"
 
 namespace triggers::app {
@@ -61,6 +62,9 @@ Status Config::Validate() {
   if (Status s = Duration("idle-timeout", idle_timeout, &idle_timeout_ms); !s.ok()) return s;
   if (Status s = Duration("delivery-timeout", delivery_timeout, &delivery_timeout_ms); !s.ok()) {
     return s;
+  }
+  if (auto r = delivery::RetrySchedule::Parse(retry_schedule); !r.ok()) {
+    return Status::Validation("--retry-schedule: " + r.status().message());
   }
   return ValidateLimits();
 }

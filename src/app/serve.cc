@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "api/auth.h"
 #include "api/context.h"
@@ -247,6 +249,23 @@ class Maintenance {
   std::thread refresh_;
   std::thread purge_;
 };
+
+// Prints rows as columns aligned on the widest cell, the first row the header.
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    width.resize(std::max(width.size(), row.size()));
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line.append(width[i] - row[i].size() + 2, ' ');
+    }
+    std::printf("%s\n", line.c_str());
+  }
+}
 
 }  // namespace
 
@@ -522,6 +541,8 @@ int RunKeysList(Config& cfg, const KeysArgs& a) {
     std::fprintf(stderr, "triggers: %s\n", opened.status().message().c_str());
     return 1;
   }
+  std::vector<std::vector<std::string>> rows{
+      {"ID", "TENANT", "SCOPES", "NAME", "CREATED", "STATUS"}};
   store::ListOptions opts;
   opts.limit = 1000;
   for (;;) {
@@ -531,14 +552,13 @@ int RunKeysList(Config& cfg, const KeysArgs& a) {
       return 1;
     }
     for (const auto& k : r.value()) {
-      std::printf("%s %s %s %s %s %s\n", k.id.c_str(), k.tenant.c_str(),
-                  core::ScopesToCsv(k.scopes).c_str(), k.name ? k.name->c_str() : "-",
-                  core::FormatTimeMs(k.created_at_ms).c_str(),
-                  k.revoked_at_ms ? "revoked" : "active");
+      rows.push_back({k.id, k.tenant, core::ScopesToCsv(k.scopes), k.name ? *k.name : "-",
+                      core::FormatTimeMs(k.created_at_ms), k.revoked_at_ms ? "revoked" : "active"});
     }
     if (r.value().size() < 1000) break;
     opts.after_id = r.value().back().id;
   }
+  PrintTable(rows);
   return 0;
 }
 

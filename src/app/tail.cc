@@ -67,6 +67,21 @@ struct SseParser {
   }
 };
 
+// Prints "connected" on stderr once the stream's 200 header is complete: the
+// user knows the stream is open before the first event (which may be long).
+size_t OnHeader(char* p, size_t size, size_t n, void* user) {
+  std::string_view line(p, size * n);
+  auto* connected = static_cast<bool*>(user);
+  if (line.rfind("HTTP/", 0) == 0) {
+    size_t sp = line.find(' ');
+    *connected = sp != std::string_view::npos && line.substr(sp + 1, 3) == "200";
+  } else if (*connected && (line == "\r\n" || line == "\n")) {
+    std::fprintf(stderr, "triggers tail: connected; waiting for events\n");
+    std::fflush(stderr);
+  }
+  return size * n;
+}
+
 size_t OnBody(char* p, size_t size, size_t n, void* user) {
   static_cast<SseParser*>(user)->Feed(p, size * n);
   return size * n;
@@ -111,6 +126,9 @@ int RunTail(const TailArgs& args) {
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &parser);
+    bool connected = false;
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &connected);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnProgress);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);

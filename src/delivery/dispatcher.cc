@@ -11,7 +11,21 @@
 namespace triggers::delivery {
 namespace {
 constexpr int kMaxLeasePerPass = 100;
+
+// One line per attempt. A failure says why: the HTTP status, or when no
+// response came, curl's error (connection refused, timeout, TLS...), which
+// names the host but never the URL's path, query or credentials.
+void LogAttempt(const std::string& delivery_id, const std::string& subscription_id, int attempt,
+                const HttpOutcome& http, const std::string& outcome, bool ok) {
+  auto line = obs::LogLine(ok ? obs::Level::kInfo : obs::Level::kWarn, "delivery attempt");
+  line.Str("delivery_id", delivery_id)
+      .Str("subscription_id", subscription_id)
+      .Int("attempt", attempt);
+  if (http.status_code) line.Int("status_code", *http.status_code);
+  if (!ok && !http.error.empty()) line.Str("error", http.error.substr(0, 300));
+  line.Int("latency_ms", http.latency_ms).Str("outcome", outcome).Emit();
 }
+}  // namespace
 
 Dispatcher::Dispatcher(store::DeliveryQueue* store, SubscriptionCache* subs, HttpSender* sender,
                        Clock* clock, DispatcherOptions options)
@@ -229,14 +243,7 @@ void Dispatcher::RecordOutcomes(std::vector<Outcome>& outcomes, int64_t now) {
       obs::Metrics::Get().IngestToDelivery(
           static_cast<double>(o.at_ms - o.work.event.received_at_ms) / 1000.0);
     }
-    obs::LogLine(ok ? obs::Level::kInfo : obs::Level::kWarn, "delivery attempt")
-        .Str("delivery_id", d.id)
-        .Str("subscription_id", d.subscription_id)
-        .Int("attempt", failed_attempts)
-        .Int("status_code", o.http.status_code.value_or(0))
-        .Int("latency_ms", o.http.latency_ms)
-        .Str("outcome", r.status)
-        .Emit();
+    LogAttempt(d.id, d.subscription_id, failed_attempts, o.http, r.status, ok);
     results.push_back(std::move(r));
   }
   if (Status s = store_->RecordAttempts(results, now); !s.ok()) {

@@ -648,14 +648,18 @@ def cli_create_key(data_dir, tenant, scopes, name=None):
 
 
 def cli_list_keys(data_dir, tenant=None):
-    """`triggers keys list`; returns the stdout lines split on whitespace."""
+    """`triggers keys list`; returns the stdout lines split on whitespace,
+    without the header line (ID TENANT ...)."""
     args = ["keys", "list", "--data-dir", data_dir]
     if tenant:
         args += ["--tenant", tenant]
     p = run_cli(*args)
     if p.returncode != 0:
         raise AssertionError("keys list exited %d: %s" % (p.returncode, p.stderr[-2000:]))
-    return [l.split() for l in p.stdout.splitlines() if l.strip()]
+    rows = [l.split() for l in p.stdout.splitlines() if l.strip()]
+    if not rows or rows[0][0] != "ID":
+        raise AssertionError("keys list printed no header: %r" % p.stdout[:200])
+    return rows[1:]
 
 
 # ------------------------------------------------------------------ raw socket
