@@ -8,10 +8,15 @@
 #include <string>
 
 #include "api/auth.h"
+#include "aws/secret_box.h"
 #include "delivery/subscription_cache.h"
 #include "store/ingest_writer.h"
 #include "triggers/clock.h"
 #include "triggers/store.h"
+
+namespace triggers::aws {
+class Endpoint;
+}
 
 namespace triggers::api {
 
@@ -35,6 +40,10 @@ struct Context {
   std::atomic<bool> shutting_down{false};
   int64_t start_ms = 0;
   std::string cors_origins = "*";
+  // Seals and opens AWS secret access keys (SPEC 12); not loaded: no AWS keys.
+  const aws::SecretBox* aws_box = nullptr;
+  // The AWS-compatible endpoints; null: requests in AWS form are not recognised.
+  aws::Endpoint* aws_endpoint = nullptr;
 };
 
 }  // namespace triggers::api
