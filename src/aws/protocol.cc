@@ -300,7 +300,9 @@ api::Response RenderResult(Protocol p, std::string_view action, const json::obje
   r.content_type = "text/xml";
   std::string a(action);
   r.body = "<?xml version=\"1.0\"?><" + a + "Response xmlns=\"" + std::string(kSqsXmlns) + "\">";
-  if (!output.empty()) {
+  // Actions with an output shape always carry their Result element (the
+  // clients' parsers look for it even when it is empty).
+  if (!output.empty() || (action != "DeleteMessage" && action != "ChangeMessageVisibility")) {
     r.body += "<" + a + "Result>";
     for (const auto& [k, v] : output) AppendXml(r.body, k, v, action);
     r.body += "</" + a + "Result>";
