@@ -25,8 +25,10 @@ json::object KeyJson(const ApiKey& k) {
   o["created_at"] = core::FormatTimeMs(k.created_at_ms);
   o["revoked_at"] =
       k.revoked_at_ms ? json::value(core::FormatTimeMs(*k.revoked_at_ms)) : json::value(nullptr);
-  o["kind"] = k.access_key_id.empty() ? "api" : "aws";
-  if (!k.access_key_id.empty()) o["access_key_id"] = k.access_key_id;
+  if (!k.access_key_id.empty()) {  // only AWS keys say so (trg_ keys keep their shape)
+    o["kind"] = "aws";
+    o["access_key_id"] = k.access_key_id;
+  }
   return o;
 }
 

@@ -52,7 +52,7 @@ namespace pg = store::pg;
 // The SQLite schema (user_version) this copy reads: the files in
 // src/store/sqlite/migrations. A migration added there must be handled here
 // too (tests/integration/test_migrate_store.py fails until it is).
-constexpr int kSqliteSchemaVersion = 5;
+constexpr int kSqliteSchemaVersion = 6;
 
 constexpr size_t kChunkRows = 1000;
 constexpr size_t kChunkBytes = 16u << 20;
@@ -88,8 +88,8 @@ const Table kTables[] = {
      "aws_secret) "
      "SELECT * FROM unnest($1::text[],$2::text[],$3::text[],$4::bigint[],$5::text[],"
      "$6::boolean[],$7::bigint[],$8::bigint[],$9::text[],$10::text[])",
-     {Col::kText, Col::kText, Col::kText, Col::kScopes, Col::kHex, Col::kBool, Col::kInt,
-      Col::kInt, Col::kText, Col::kText},
+     {Col::kText, Col::kText, Col::kText, Col::kScopes, Col::kHex, Col::kBool, Col::kInt, Col::kInt,
+      Col::kText, Col::kText},
      1},
     {"subscriptions",
      "SELECT count(*) FROM subscriptions",
