@@ -25,6 +25,11 @@ struct ApiKey {
   bool admin = false;
   int64_t created_at_ms = 0;
   std::optional<int64_t> revoked_at_ms;
+  // AWS credentials (SPEC 12; src/aws/credentials.h): both empty for a trg_
+  // key. `sealed_secret` is the secret access key encrypted under the
+  // server key (raw bytes), never the plain secret.
+  std::string access_key_id;
+  std::string sealed_secret;
 };
 
 // An event as stored and as delivered.
@@ -61,6 +66,8 @@ struct Subscription {
   std::optional<std::string> previous_secret;
   int64_t previous_secret_expires_at_ms = 0;
   int max_receives = 10;
+  // Pull only: the SQS queue name (SPEC 12), 1-80 of [A-Za-z0-9_-], unique per tenant.
+  std::optional<std::string> name;
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
 };

@@ -36,6 +36,9 @@ struct IngestItem {
   // at (SubscriptionCache::Match). The ingest transaction compares it with
   // the generation it sees and re-matches when they differ.
   int64_t matched_generation = 0;
+  // Non-empty: the event is for this subscription alone (SQS SendMessage);
+  // a re-match keeps it to that one while it lives, and matches no other.
+  std::string only_subscription;
   std::string idempotency_key;  // empty: none
   std::string body_hash;        // SHA-256 of the request body when idempotency_key is set
   Outcome outcome = Outcome::kPending;
@@ -272,6 +275,27 @@ class DeliveryQueue {
                                                     const std::vector<std::string>& receipts,
                                                     bool ack, int64_t visible_at_ms,
                                                     int64_t now_ms) = 0;
+
+  // SQS ChangeMessageVisibility: a live receipt stays valid and its message
+  // becomes visible again at visible_at_ms (its lease moves; at or before
+  // now, the lease ends and the receipt with it). Statuses as Settle's, with
+  // "changed" for a live receipt.
+  virtual Result<std::vector<ReceiptResult>> ChangeVisibility(
+      const std::string& subscription_id, const std::vector<std::string>& receipts,
+      int64_t visible_at_ms, int64_t now_ms) {
+    (void)subscription_id, (void)receipts, (void)visible_at_ms, (void)now_ms;
+    return Status::Internal("not supported by this store");
+  }
+  // SQS GetQueueAttributes: a pull subscription's messages by visibility.
+  struct QueueCount {
+    int64_t visible = 0;      // due now (pending, retrying due, or a lease that expired)
+    int64_t not_visible = 0;  // received, lease running
+    int64_t delayed = 0;      // handed back with a delay that has not passed
+  };
+  virtual Status QueueCounts(const std::string& subscription_id, int64_t now_ms, QueueCount* out) {
+    (void)subscription_id, (void)now_ms, (void)out;
+    return Status::Internal("not supported by this store");
+  }
 
   // The outcome of one attempt: the attempt is logged and the delivery moves
   // to `status` (succeeded, retrying with next_attempt_at_ms, or dead).

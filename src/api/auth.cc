@@ -112,6 +112,8 @@ void KeyCache::Insert(const ApiKey& key) {
   p->scopes = key.scopes;
   p->key_id = key.id;
   p->key_hash = key.hash;
+  p->access_key_id = key.access_key_id;
+  p->sealed_secret = key.sealed_secret;
   e->principal = std::move(p);
   const bool revoked = key.revoked_at_ms.has_value();
   e->revoked = revoked;

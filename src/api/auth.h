@@ -16,8 +16,8 @@
 
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -38,6 +38,10 @@ struct Principal {
   std::string key_id;
   // SHA-256 of the key: what a revocation names. Never logged or shown.
   std::string key_hash;
+  // AWS credentials (empty for a trg_ key): the access key id and the sealed
+  // secret (aws::SecretBox opens it to verify a signature).
+  std::string access_key_id;
+  std::string sealed_secret;
 };
 
 class KeyCache {

@@ -9,10 +9,15 @@
 
 #include "api/auth.h"
 #include "api/tenant_slots.h"
+#include "aws/secret_box.h"
 #include "delivery/subscription_cache.h"
 #include "store/ingest_writer.h"
 #include "triggers/clock.h"
 #include "triggers/store.h"
+
+namespace triggers::aws {
+class Endpoint;
+}
 
 namespace triggers::api {
 
@@ -42,6 +47,10 @@ struct Context {
   int64_t max_filter_bytes = 0;              // a filter's JSON, as stored
   TenantSlots* parked_receives = nullptr;    // per node
   TenantSlots* streams = nullptr;            // per node
+  // Seals and opens AWS secret access keys (SPEC 12); not loaded: no AWS keys.
+  const aws::SecretBox* aws_box = nullptr;
+  // The AWS-compatible endpoints; null: requests in AWS form are not recognised.
+  aws::Endpoint* aws_endpoint = nullptr;
 };
 
 }  // namespace triggers::api

@@ -3,6 +3,7 @@
 
 #include "api/handlers.h"
 #include "api/json_body.h"
+#include "aws/credentials.h"
 #include "core/crypto.h"
 #include "core/cursor.h"
 #include "core/ids.h"
@@ -24,6 +25,10 @@ json::object KeyJson(const ApiKey& k) {
   o["created_at"] = core::FormatTimeMs(k.created_at_ms);
   o["revoked_at"] =
       k.revoked_at_ms ? json::value(core::FormatTimeMs(*k.revoked_at_ms)) : json::value(nullptr);
+  if (!k.access_key_id.empty()) {  // only AWS keys say so (trg_ keys keep their shape)
+    o["kind"] = "aws";
+    o["access_key_id"] = k.access_key_id;
+  }
   return o;
 }
 
@@ -40,7 +45,7 @@ Response PostKey(Context& ctx, const Call& call) {
   const std::string& rid = call.req->request_id;
   json::object body;
   if (Status s = ParseJsonObject(call.req->body, &body); !s.ok()) return StatusResponse(s, rid);
-  if (Status s = CheckFields(body, {"tenant", "scopes", "name"}); !s.ok()) {
+  if (Status s = CheckFields(body, {"tenant", "scopes", "name", "kind"}); !s.ok()) {
     return StatusResponse(s, rid);
   }
   ApiKey key;
@@ -83,14 +88,30 @@ Response PostKey(Context& ctx, const Call& call) {
     }
     key.name = std::string(name->as_string());
   }
-  std::string plain = core::GenerateApiKey();
-  key.hash = core::Sha256(plain);
+  bool aws = false;
+  if (const json::value* kind = body.if_contains("kind"); kind && !kind->is_null()) {
+    if (!kind->is_string() || (kind->as_string() != "api" && kind->as_string() != "aws")) {
+      return StatusResponse(Status::Validation("kind must be \"api\" or \"aws\""), rid);
+    }
+    aws = kind->as_string() == "aws";
+  }
+  if (aws && (!ctx.aws_box || !ctx.aws_box->loaded())) {
+    return ErrorResponse(503, "unavailable", "the AWS server key is not loaded", rid);
+  }
+  std::string plain = aws ? aws::MakeAwsCredentials(*ctx.aws_box, &key) : core::GenerateApiKey();
+  if (plain.empty()) return ErrorResponse(500, "internal", "could not seal the secret", rid);
+  if (!aws) key.hash = core::Sha256(plain);
   key.created_at_ms = ctx.clock->NowMs();
   key.id = core::NewId("key_", key.created_at_ms);
   if (Status s = ctx.store->CreateKey(key); !s.ok()) return StatusResponse(s, rid);
   ctx.keys->Insert(key);
   json::object o = KeyJson(key);
-  o["key"] = plain;  // the only time the plain key is shown
+  // The only time the plain key (or secret) is shown.
+  if (aws) {
+    o["secret_access_key"] = plain;
+  } else {
+    o["key"] = plain;
+  }
   return JsonResponse(201, o);
 }
 

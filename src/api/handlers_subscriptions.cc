@@ -7,6 +7,7 @@
 
 #include "api/handlers.h"
 #include "api/json_body.h"
+#include "aws/envelope.h"
 #include "core/cursor.h"
 #include "core/ids.h"
 #include "core/json_util.h"
@@ -48,6 +49,7 @@ json::object SubscriptionJson(const Subscription& s, bool with_secret) {
   o["ordered"] = s.ordered;
   o["max_receives"] = s.max_receives;
   o["description"] = OptStr(s.description);
+  o["name"] = OptStr(s.name);
   o["enabled"] = s.enabled;
   o["created_at"] = core::FormatTimeMs(s.created_at_ms);
   o["updated_at"] = core::FormatTimeMs(s.updated_at_ms);
@@ -84,6 +86,26 @@ Status CheckDestination(const Context& ctx, const std::string& url) {
   }
   freeaddrinfo(res);
   return out;
+}
+
+constexpr std::string_view kNameTaken =
+    "name: another subscription of this tenant already has this name";
+
+// `name` (pull only; SPEC 12): the SQS queue name; null removes it.
+Status ApplyName(const json::object& body, Subscription* sub) {
+  if (const json::value* n = body.if_contains("name")) {
+    if (n->is_null()) {
+      sub->name.reset();
+    } else if (!n->is_string() || !aws::IsValidQueueName(n->as_string())) {
+      return Status::Validation("name must be 1-80 characters of [A-Za-z0-9_-]");
+    } else {
+      sub->name = std::string(n->as_string());
+    }
+  }
+  if (sub->name && sub->kind != "pull") {
+    return Status::Validation("name is for pull subscriptions only (it is the SQS queue name)");
+  }
+  return Status::Ok();
 }
 
 // Applies the fields present in `body` to `sub` (create and PATCH share it).
@@ -192,7 +214,17 @@ Status ApplyFields(const Context& ctx, const json::object& body, bool creating, 
       sub->description = std::string(d->as_string());
     }
   }
-  return Status::Ok();
+  return ApplyName(body, sub);
+}
+
+// True when another live subscription of the tenant has this name, as this
+// node knows them (the store's unique index decides a race: 409 either way).
+bool NameTaken(Context& ctx, const Subscription& sub) {
+  if (!sub.name) return false;
+  for (const auto& c : ctx.subscriptions->TenantList(sub.tenant)) {
+    if (c->sub.id != sub.id && c->sub.name == sub.name) return true;
+  }
+  return false;
 }
 
 Status Load(Context& ctx, const Call& call, Subscription* out) {
@@ -275,7 +307,7 @@ Response PostSubscription(Context& ctx, const Call& call) {
   if (Status s = ParseJsonObject(call.req->body, &body); !s.ok()) return StatusResponse(s, rid);
   if (Status s = CheckFields(
           body, {"kind", "url", "event_types", "filter", "max_in_flight", "rate_limit_per_s",
-                 "ordered", "description", "enabled", "max_receives"});
+                 "ordered", "description", "enabled", "max_receives", "name"});
       !s.ok()) {
     return StatusResponse(s, rid);
   }
@@ -285,6 +317,7 @@ Response PostSubscription(Context& ctx, const Call& call) {
   sub.created_at_ms = sub.updated_at_ms = ctx.clock->NowMs();
   sub.id = core::NewId("sub_", sub.created_at_ms);
   sub.secret = core::GenerateWebhookSecret();
+  if (NameTaken(ctx, sub)) return ErrorResponse(409, "conflict", kNameTaken, rid);
   if (Status s = CreateAndCache(ctx, sub); !s.ok()) return StatusResponse(s, rid);
   return JsonResponse(201, SubscriptionJson(sub, true));
 }
@@ -322,7 +355,7 @@ Response PatchSubscription(Context& ctx, const Call& call) {
   if (Status s = ParseJsonObject(call.req->body, &body); !s.ok()) return StatusResponse(s, rid);
   if (Status s =
           CheckFields(body, {"url", "event_types", "filter", "max_in_flight", "rate_limit_per_s",
-                             "ordered", "description", "enabled", "max_receives", "kind"});
+                             "ordered", "description", "enabled", "max_receives", "kind", "name"});
       !s.ok()) {
     return StatusResponse(s, rid);
   }
@@ -332,6 +365,7 @@ Response PatchSubscription(Context& ctx, const Call& call) {
   Subscription sub;
   if (Status s = Load(ctx, call, &sub); !s.ok()) return StatusResponse(s, rid);
   if (Status s = ApplyFields(ctx, body, false, &sub); !s.ok()) return StatusResponse(s, rid);
+  if (NameTaken(ctx, sub)) return ErrorResponse(409, "conflict", kNameTaken, rid);
   auto change = [&](Subscription* row) { return ApplyFields(ctx, body, false, row, false); };
   if (Status s = ModifyAndCache(ctx, call, change, &sub); !s.ok()) return StatusResponse(s, rid);
   ctx.wake_dispatcher();  // enabling it again may make work due

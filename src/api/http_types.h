@@ -32,6 +32,8 @@ struct Request {
   std::string request_id;
   int home = 0;                  // the I/O thread that owns the connection (for completions)
   std::string_view remote_addr;  // the client's IP address (text), for failed-auth counts
+  // Every header as received (name, value), for what signs them (AWS SigV4).
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
 };
 
 // The body of a streamed response (Server-Sent Events), written to by the

@@ -1,6 +1,7 @@
 #include "api/router.h"
 
 #include "api/handlers.h"
+#include "aws/endpoint.h"
 #include "core/crypto.h"
 #include "core/keys.h"
 #include "obs/auth_sources.h"
@@ -148,6 +149,10 @@ void Router::Handle(const Request& req, Respond respond) {
                            "Authorization, X-API-Key, Content-Type, Idempotency-Key, X-Request-Id");
     r.headers.emplace_back("Access-Control-Max-Age", "600");
     return respond(std::move(r));
+  }
+  // The AWS-compatible endpoints (SPEC 12) speak their own protocols.
+  if (ctx_->aws_endpoint && aws::Endpoint::Recognise(req)) {
+    return ctx_->aws_endpoint->Handle(req, std::move(respond));
   }
   int found = -1;
   std::string allow;

@@ -154,6 +154,8 @@ int main(int argc, char** argv) {
   kc->add_option("--tenant", keys.tenant, "tenant name")->required();
   kc->add_option("--scopes", keys.scopes, "ingest,read,consume,manage")->required();
   kc->add_option("--name", keys.name, "a label for the key");
+  kc->add_option("--kind", keys.kind, "api (a trg_ key) or aws (an access key id and secret)")
+      ->check(CLI::IsMember({"api", "aws"}));
   CLI::App* kl = keys_cmd->add_subcommand("list", "list keys");
   StoreFlags(kl, cfg);
   kl->add_option("--tenant", keys.tenant, "only this tenant");

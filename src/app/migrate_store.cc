@@ -52,9 +52,9 @@ namespace pg = store::pg;
 // The SQLite schema (user_version) this copy reads: the files in
 // src/store/sqlite/migrations. A migration added there must be handled here
 // too (tests/integration/test_migrate_store.py fails until it is).
-// (0007_delivery_counts adds only a table derived from deliveries, which is
+// (0008_delivery_counts adds only a table derived from deliveries, which is
 // not copied: the PostgreSQL store's triggers count the copied rows.)
-constexpr int kSqliteSchemaVersion = 7;
+constexpr int kSqliteSchemaVersion = 8;
 
 constexpr size_t kChunkRows = 1000;
 constexpr size_t kChunkBytes = 16u << 20;
@@ -84,27 +84,30 @@ struct Table {
 const Table kTables[] = {
     {"api_keys",
      "SELECT count(*) FROM api_keys",
-     "SELECT id,tenant,name,scopes,hash,admin,created_at,revoked_at FROM api_keys ORDER BY id",
-     "INSERT INTO api_keys(id,tenant,name,scopes,hash,admin,created_at,revoked_at) "
+     "SELECT id,tenant,name,scopes,hash,admin,created_at,revoked_at,access_key_id,aws_secret "
+     "FROM api_keys ORDER BY id",
+     "INSERT INTO api_keys(id,tenant,name,scopes,hash,admin,created_at,revoked_at,access_key_id,"
+     "aws_secret) "
      "SELECT * FROM unnest($1::text[],$2::text[],$3::text[],$4::bigint[],$5::text[],"
-     "$6::boolean[],$7::bigint[],$8::bigint[])",
-     {Col::kText, Col::kText, Col::kText, Col::kScopes, Col::kHex, Col::kBool, Col::kInt,
-      Col::kInt},
+     "$6::boolean[],$7::bigint[],$8::bigint[],$9::text[],$10::text[])",
+     {Col::kText, Col::kText, Col::kText, Col::kScopes, Col::kHex, Col::kBool, Col::kInt, Col::kInt,
+      Col::kText, Col::kText},
      1},
     {"subscriptions",
      "SELECT count(*) FROM subscriptions",
      "SELECT id,tenant,kind,url,event_types,filter,max_in_flight,rate_limit_per_s,ordered,"
      "description,enabled,secret,previous_secret,previous_secret_expires_at,max_receives,"
-     "created_at,updated_at,deleted_at FROM subscriptions ORDER BY id",
+     "created_at,updated_at,deleted_at,name FROM subscriptions ORDER BY id",
      "INSERT INTO subscriptions(id,tenant,kind,url,event_types,filter,max_in_flight,"
      "rate_limit_per_s,ordered,description,enabled,secret,previous_secret,"
-     "previous_secret_expires_at,max_receives,created_at,updated_at,deleted_at) "
+     "previous_secret_expires_at,max_receives,created_at,updated_at,deleted_at,name) "
      "SELECT * FROM unnest($1::text[],$2::text[],$3::text[],$4::text[],$5::text[],$6::text[],"
      "$7::integer[],$8::double precision[],$9::boolean[],$10::text[],$11::boolean[],$12::text[],"
-     "$13::text[],$14::bigint[],$15::integer[],$16::bigint[],$17::bigint[],$18::bigint[])",
+     "$13::text[],$14::bigint[],$15::integer[],$16::bigint[],$17::bigint[],$18::bigint[],"
+     "$19::text[])",
      {Col::kText, Col::kText, Col::kText, Col::kText, Col::kText, Col::kText, Col::kInt,
       Col::kDouble, Col::kBool, Col::kText, Col::kBool, Col::kText, Col::kText, Col::kInt,
-      Col::kInt, Col::kInt, Col::kInt, Col::kInt},
+      Col::kInt, Col::kInt, Col::kInt, Col::kInt, Col::kText},
      1},
     {"subscription_generations",
      "SELECT count(*) FROM subscription_generations",

@@ -21,6 +21,8 @@
 #include "api/inbox.h"
 #include "api/router.h"
 #include "app/data_dir.h"
+#include "aws/credentials.h"
+#include "aws/endpoint.h"
 #include "core/crypto.h"
 #include "core/ids.h"
 #include "core/keys.h"
@@ -346,6 +348,13 @@ int RunServe(Config& cfg) {
   }
 
   api::KeyCache keys(st.get(), SystemClock(), admin, cfg.rate_limit_per_key);
+  // The server key that seals AWS secret access keys (aws/secret_box.h).
+  aws::SecretBox aws_box;
+  if (Status s = aws::SecretBox::Load(cfg.data_dir, true, &aws_box); !s.ok()) {
+    LogError("cannot load the AWS server key", s.message());
+    obs::StopAsyncLogging();
+    return 1;
+  }
   delivery::SubscriptionCache subscriptions(st.get());
   if (Status s = subscriptions.LoadAll(); !s.ok()) {
     LogError("cannot load subscriptions", s.message());
@@ -419,6 +428,9 @@ int RunServe(Config& cfg) {
   ctx.clock = SystemClock();
   ctx.start_ms = SystemClock()->NowMs();
   ctx.cors_origins = cfg.cors_origins;
+  ctx.aws_box = &aws_box;
+  aws::Endpoint aws_endpoint(&ctx);
+  ctx.aws_endpoint = &aws_endpoint;
   api::Router router(&ctx);
 
   http::ServerOptions so;
@@ -518,18 +530,33 @@ int RunKeysCreate(Config& cfg, const KeysArgs& a) {
     return 1;
   }
   ApiKey key;
-  std::string plain = core::GenerateApiKey();
   key.tenant = a.tenant;
   key.scopes = *scopes;
   if (!a.name.empty()) key.name = a.name;
-  key.hash = core::Sha256(plain);
+  std::string plain;
+  if (a.kind == "aws") {
+    aws::SecretBox box;
+    if (Status s = aws::SecretBox::Load(cfg.data_dir, true, &box); !s.ok()) {
+      std::fprintf(stderr, "triggers: %s\n", s.message().c_str());
+      return 1;
+    }
+    plain = aws::MakeAwsCredentials(box, &key);
+  } else {
+    plain = core::GenerateApiKey();
+    key.hash = core::Sha256(plain);
+  }
   key.created_at_ms = SystemClock()->NowMs();
   key.id = core::NewId("key_", key.created_at_ms);
   if (Status s = opened.value()->CreateKey(key); !s.ok()) {
     std::fprintf(stderr, "triggers: %s\n", s.message().c_str());
     return 1;
   }
-  std::printf("%s\n", plain.c_str());
+  if (a.kind == "aws") {
+    std::printf("AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n", key.access_key_id.c_str(),
+                plain.c_str());
+  } else {
+    std::printf("%s\n", plain.c_str());
+  }
   std::fprintf(stderr, "created %s for tenant %s with scopes %s\n", key.id.c_str(),
                key.tenant.c_str(), core::ScopesToCsv(key.scopes).c_str());
   return 0;
@@ -542,7 +569,7 @@ int RunKeysList(Config& cfg, const KeysArgs& a) {
     return 1;
   }
   std::vector<std::vector<std::string>> rows{
-      {"ID", "TENANT", "SCOPES", "NAME", "CREATED", "STATUS"}};
+      {"ID", "TENANT", "SCOPES", "NAME", "CREATED", "STATUS", "AWS ACCESS KEY ID"}};
   store::ListOptions opts;
   opts.limit = 1000;
   for (;;) {
@@ -553,7 +580,8 @@ int RunKeysList(Config& cfg, const KeysArgs& a) {
     }
     for (const auto& k : r.value()) {
       rows.push_back({k.id, k.tenant, core::ScopesToCsv(k.scopes), k.name ? *k.name : "-",
-                      core::FormatTimeMs(k.created_at_ms), k.revoked_at_ms ? "revoked" : "active"});
+                      core::FormatTimeMs(k.created_at_ms), k.revoked_at_ms ? "revoked" : "active",
+                      k.access_key_id.empty() ? "-" : k.access_key_id});
     }
     if (r.value().size() < 1000) break;
     opts.after_id = r.value().back().id;

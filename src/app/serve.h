@@ -15,6 +15,7 @@ struct KeysArgs {
   std::string scopes;
   std::string name;
   std::string key_id;
+  std::string kind = "api";  // api | aws
 };
 int RunKeysCreate(Config& config, const KeysArgs& args);
 int RunKeysList(Config& config, const KeysArgs& args);

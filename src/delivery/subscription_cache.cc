@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include "aws/envelope.h"
 #include "core/event_parser.h"
 #include "core/ids.h"
 #include "obs/logger.h"
@@ -134,6 +135,13 @@ std::shared_ptr<const CompiledSubscription> SubscriptionCache::Get(const std::st
   return it == by_id_.end() ? nullptr : it->second;
 }
 
+std::vector<std::shared_ptr<const CompiledSubscription>> SubscriptionCache::TenantList(
+    const std::string& tenant) const {
+  std::shared_lock lock(mu_);
+  auto it = by_tenant_.find(tenant);
+  return it == by_tenant_.end() ? List{} : it->second->list;
+}
+
 int64_t SubscriptionCache::Generation(const std::string& tenant) const {
   std::shared_lock lock(mu_);
   auto it = by_tenant_.find(tenant);
@@ -154,6 +162,10 @@ json::value EventDocument(const Event& ev) {
   o["source"] = ev.source ? json::value(*ev.source) : json::value(nullptr);
   o["subject"] = ev.subject ? json::value(*ev.subject) : json::value(nullptr);
   o["ordering_key"] = ev.ordering_key ? json::value(*ev.ordering_key) : json::value(nullptr);
+  // EventBridge's field names, so that a rule's event pattern works unchanged.
+  o["detail-type"] = aws::DetailTypeOf(ev);
+  o["detail"] = data;
+  o["resources"] = json::array();
   o["data"] = std::move(data);
   return json::value(std::move(o));
 }
@@ -221,7 +233,10 @@ void SubscriptionCache::Rematch(const std::string& tenant, int64_t generation,
     it->delivery_ids.clear();
     std::optional<json::value> doc;
     for (const auto& c : list) {
-      if (c->sub.enabled && Matches(*c, it->event, &doc)) {
+      // An SQS SendMessage event is for its queue alone, if that still exists.
+      bool match = it->only_subscription.empty() ? Matches(*c, it->event, &doc)
+                                                 : c->sub.id == it->only_subscription;
+      if (c->sub.enabled && match) {
         it->subscription_ids.push_back(c->sub.id);
         it->subscription_ordered.push_back(c->sub.ordered ? 1 : 0);
         it->delivery_ids.push_back(core::NewId("dlv_", it->event.received_at_ms));

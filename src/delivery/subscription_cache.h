@@ -41,6 +41,8 @@ struct CompiledSubscription {
 Result<std::shared_ptr<const CompiledSubscription>> CompileSubscription(const Subscription& sub);
 
 // The event as filters see it: {type, source, subject, ordering_key, data},
+// plus EventBridge's names for the same things (SPEC 12): detail-type (see
+// aws/envelope.h), detail (= data) and resources (always empty),
 // with `data` parsed under core::kMaxJsonDepth; when `data` does not parse,
 // a string saying why (the caller counts a filter error).
 boost::json::value EventDocument(const Event& ev);
@@ -71,6 +73,9 @@ class SubscriptionCache final : public store::IngestMatcher {
   int64_t Match(const Event& ev, std::vector<std::string>* out,
                 std::vector<uint8_t>* ordered = nullptr) const;
   std::shared_ptr<const CompiledSubscription> Get(const std::string& id) const;
+  // The tenant's live subscriptions as this node knows them (SQS queues by name).
+  std::vector<std::shared_ptr<const CompiledSubscription>> TenantList(
+      const std::string& tenant) const;
   int64_t Generation(const std::string& tenant) const;
 
   // store::IngestMatcher: replaces the tenant's snapshot with what the

@@ -89,6 +89,7 @@ void ToApiRequest(ParsedRequest& m, int home, std::string* request_id, api::Requ
   req->if_none_match = Sv(m[bhttp::field::if_none_match]);
   req->request_id = *request_id;
   req->home = home;
+  for (const auto& f : m) req->headers.emplace_back(Sv(f.name_string()), Sv(f.value()));
 }
 
 template <typename Message>

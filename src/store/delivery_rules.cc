@@ -50,6 +50,10 @@ std::string SetNacked(std::string_view visible_at, std::string_view now) {
          ", receipt=NULL, updated_at=" + S(now);
 }
 
+std::string SetLeaseEnd(std::string_view visible_at, std::string_view now) {
+  return "next_attempt_at=" + S(visible_at) + ", updated_at=" + S(now);
+}
+
 std::string SetReleased(std::string_view now) {
   return "status=CASE WHEN attempts=0 THEN 'pending' ELSE 'retrying' END, next_attempt_at=" +
          S(now) + ", updated_at=" + S(now) + ", receipt=NULL";

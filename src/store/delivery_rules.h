@@ -59,6 +59,9 @@ std::string CandidateOrder(std::string_view alias);
 // Pull ack and nack (applied only under LiveUnder).
 std::string SetAcked(std::string_view now);
 std::string SetNacked(std::string_view visible_at, std::string_view now);
+// SQS ChangeMessageVisibility (applied only under LiveUnder): the lease keeps
+// its token and now ends at `visible_at` (at `now`: visible again at once).
+std::string SetLeaseEnd(std::string_view visible_at, std::string_view now);
 // A released lease: back to what it was before it (pending if never attempted
 // or received, else retrying), due now.
 std::string SetReleased(std::string_view now);

@@ -69,12 +69,13 @@ inline Status OrderedTxn(pg::Conn& c, F&& body) {
 
 #define SUB_COLS                                                                              \
   "id,tenant,kind,url,event_types,filter,max_in_flight,rate_limit_per_s,ordered,description," \
-  "enabled,secret,previous_secret,previous_secret_expires_at,max_receives,created_at,updated_at"
+  "enabled,secret,previous_secret,previous_secret_expires_at,max_receives,created_at,updated_at," \
+  "name"
 #define DELIVERY_COLS                                                                          \
   "id,tenant,event_id,subscription_id,status,attempts,next_attempt_at,last_error,last_status_" \
   "code,created_at,updated_at"
 #define EVENT_COLS "id,tenant,type,source,subject,ordering_key,data,received_at"
-#define KEY_COLS "id,tenant,name,scopes,hash,admin,created_at,revoked_at"
+#define KEY_COLS "id,tenant,name,scopes,hash,admin,created_at,revoked_at,access_key_id,aws_secret"
 
 inline Subscription ReadSubscription(const Rows& r, int i) {
   Subscription s;
@@ -95,6 +96,7 @@ inline Subscription ReadSubscription(const Rows& r, int i) {
   s.max_receives = static_cast<int>(r.Int(i, 14));
   s.created_at_ms = r.Int(i, 15);
   s.updated_at_ms = r.Int(i, 16);
+  s.name = r.OptText(i, 17);
   return s;
 }
 
@@ -137,6 +139,8 @@ inline ApiKey ReadKey(const Rows& r, int i) {
   k.admin = r.Bool(i, 5);
   k.created_at_ms = r.Int(i, 6);
   if (!r.IsNull(i, 7)) k.revoked_at_ms = r.Int(i, 7);
+  if (!r.IsNull(i, 8)) k.access_key_id = r.Text(i, 8);
+  if (!r.IsNull(i, 9)) k.sealed_secret = core::Unhex(r.Text(i, 9));
   return k;
 }
 
@@ -286,6 +290,12 @@ class PgStore final : public Store {
   Result<std::vector<ReceiptResult>> Settle(const std::string& sub_id,
                                             const std::vector<std::string>& receipts, bool ack,
                                             int64_t visible_at_ms, int64_t now_ms) override;
+  // SQS (sqlite_sqs.cc / pg_sqs.cc).
+  Result<std::vector<ReceiptResult>> ChangeVisibility(const std::string& sub_id,
+                                                      const std::vector<std::string>& receipts,
+                                                      int64_t visible_at_ms,
+                                                      int64_t now_ms) override;
+  Status QueueCounts(const std::string& sub_id, int64_t now_ms, QueueCount* out) override;
 
   Status RecordAttempts(const std::vector<AttemptResult>& results, int64_t now_ms) override;
 

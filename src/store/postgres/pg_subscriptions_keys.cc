@@ -10,7 +10,7 @@ Result<int64_t> PgStore::CreateSubscription(const Subscription& s, int64_t max_p
   CONN_OR_RETURN(c);
   static const char kInsert[] =
       "INSERT INTO subscriptions(" SUB_COLS
-      ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)";
+      ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)";
   static const char kCount[] =
       "SELECT count(*) FROM subscriptions WHERE tenant=$1 AND deleted_at IS NULL";
   int64_t gen = 0;
@@ -66,7 +66,7 @@ Result<Subscription> PgStore::ModifySubscription(const std::string& tenant, cons
   static const char kUpdate[] =
       "UPDATE subscriptions SET url=$4,event_types=$5,filter=$6,max_in_flight=$7,"
       "rate_limit_per_s=$8,ordered=$9,description=$10,enabled=$11,secret=$12,"
-      "previous_secret=$13,previous_secret_expires_at=$14,max_receives=$15,updated_at=$17 "
+      "previous_secret=$13,previous_secret_expires_at=$14,max_receives=$15,updated_at=$17,name=$18 "
       "WHERE id=$1 AND tenant=$2 AND kind=$3 AND created_at=$16";
   Subscription sub;
   Status st = OrderedTxn(*c, [&]() -> Status {
@@ -135,8 +135,10 @@ Result<TenantSubscriptions> PgStore::LoadTenantSubscriptions(const std::string& 
 Status PgStore::CreateKey(const ApiKey& k) {
   CONN_OR_RETURN(c);
   static const char kInsert[] =
-      "INSERT INTO api_keys(id,tenant,name,scopes,hash,admin,created_at) "
-      "VALUES($1,$2,$3,$4,$5,$6,$7)";
+      "INSERT INTO api_keys(id,tenant,name,scopes,hash,admin,created_at,access_key_id,aws_secret) "
+      "VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)";
+  std::optional<std::string> akid, sealed;
+  if (!k.access_key_id.empty()) akid = k.access_key_id, sealed = core::Hex(k.sealed_secret);
   auto r = c->Run(kInsert, Params()
                                .Add(k.id)
                                .Add(k.tenant)
@@ -144,7 +146,9 @@ Status PgStore::CreateKey(const ApiKey& k) {
                                .Add(static_cast<int64_t>(k.scopes))
                                .Own(core::Hex(k.hash))
                                .Add(k.admin)
-                               .Add(k.created_at_ms));
+                               .Add(k.created_at_ms)
+                               .Add(akid)
+                               .Add(sealed));
   return r.ok() ? Status::Ok() : r.status();
 }
 
@@ -211,7 +215,7 @@ void PgStore::BindSubscription(Params& p, const Subscription& s) {
   p.Add(s.id).Add(s.tenant).Add(s.kind).Add(s.url).Add(s.event_types_json).Add(s.filter_json);
   p.Add(s.max_in_flight).Add(s.rate_limit_per_s).Add(s.ordered).Add(s.description);
   p.Add(s.enabled).Add(s.secret).Add(s.previous_secret).Add(s.previous_secret_expires_at_ms);
-  p.Add(s.max_receives).Add(s.created_at_ms).Add(s.updated_at_ms);
+  p.Add(s.max_receives).Add(s.created_at_ms).Add(s.updated_at_ms).Add(s.name);
 }
 
 // In the caller's transaction (which holds the commit-order lock).

@@ -151,7 +151,8 @@ inline constexpr char kInsertDelivery[] =
     "created_at,updated_at,ordering_key) VALUES(?,?,?,?,'pending',?,?,?6,?7)";
 inline constexpr char kSubCols[] =
     "id,tenant,kind,url,event_types,filter,max_in_flight,rate_limit_per_s,ordered,description,"
-    "enabled,secret,previous_secret,previous_secret_expires_at,max_receives,created_at,updated_at";
+    "enabled,secret,previous_secret,previous_secret_expires_at,max_receives,created_at,updated_at,"
+    "name";
 inline constexpr char kDeliveryCols[] =
     "id,tenant,event_id,subscription_id,status,attempts,next_attempt_at,last_error,"
     "last_status_code,created_at,updated_at";
@@ -187,6 +188,7 @@ inline Subscription ReadSubscription(const Stmt& st) {
   s.max_receives = static_cast<int>(st.Int(14));
   s.created_at_ms = st.Int(15);
   s.updated_at_ms = st.Int(16);
+  s.name = st.OptText(17);
   return s;
 }
 
@@ -229,6 +231,8 @@ inline ApiKey ReadKey(const Stmt& st) {
   k.admin = st.Int(5) != 0;
   k.created_at_ms = st.Int(6);
   if (!st.IsNull(7)) k.revoked_at_ms = st.Int(7);
+  if (!st.IsNull(8)) k.access_key_id = st.Text(8);
+  if (!st.IsNull(9)) k.sealed_secret = core::Unhex(st.Text(9));
   return k;
 }
 
@@ -317,6 +321,12 @@ class SqliteStore final : public Store {
   Result<std::vector<ReceiptResult>> Settle(const std::string& sub_id,
                                             const std::vector<std::string>& receipts, bool ack,
                                             int64_t visible_at_ms, int64_t now_ms) override;
+  // SQS (sqlite_sqs.cc / pg_sqs.cc).
+  Result<std::vector<ReceiptResult>> ChangeVisibility(const std::string& sub_id,
+                                                      const std::vector<std::string>& receipts,
+                                                      int64_t visible_at_ms,
+                                                      int64_t now_ms) override;
+  Status QueueCounts(const std::string& sub_id, int64_t now_ms, QueueCount* out) override;
 
   Status RecordAttempts(const std::vector<AttemptResult>& results, int64_t now_ms) override;
 

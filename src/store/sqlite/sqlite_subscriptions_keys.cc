@@ -20,8 +20,8 @@ Result<int64_t> SqliteStore::CreateSubscription(const Subscription& s, int64_t m
         ins, writer_,
         "INSERT INTO subscriptions(id,tenant,kind,url,event_types,filter,max_in_flight,"
         "rate_limit_per_s,ordered,description,enabled,secret,previous_secret,"
-        "previous_secret_expires_at,max_receives,created_at,updated_at) "
-        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        "previous_secret_expires_at,max_receives,created_at,updated_at,name) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     BindSubscription(ins, s);
     if (ins.Step() != SQLITE_DONE) return SqlError(writer_.db(), "create subscription");
     return BumpGeneration(s.tenant, &gen);
@@ -78,7 +78,7 @@ Result<Subscription> SqliteStore::ModifySubscription(
                       "UPDATE subscriptions SET url=?4,event_types=?5,filter=?6,"
                       "max_in_flight=?7,rate_limit_per_s=?8,ordered=?9,description=?10,"
                       "enabled=?11,secret=?12,previous_secret=?13,"
-                      "previous_secret_expires_at=?14,max_receives=?15,updated_at=?17 "
+                      "previous_secret_expires_at=?14,max_receives=?15,updated_at=?17,name=?18 "
                       "WHERE id=?1 AND tenant=?2 AND deleted_at IS NULL");
     BindSubscription(up, sub);
     if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "update subscription");
@@ -134,11 +134,14 @@ Result<TenantSubscriptions> SqliteStore::LoadTenantSubscriptions(const std::stri
 Status SqliteStore::CreateKey(const ApiKey& k) {
   std::lock_guard lock(write_mu_);
   PREPARE_OR_RETURN(st, writer_,
-                    "INSERT INTO api_keys(id,tenant,name,scopes,hash,admin,created_at) "
-                    "VALUES(?,?,?,?,?,?,?)");
+                    "INSERT INTO api_keys(id,tenant,name,scopes,hash,admin,created_at,"
+                    "access_key_id,aws_secret) VALUES(?,?,?,?,?,?,?,?,?)");
   std::string scopes = std::to_string(k.scopes);
   st.Bind(1, k.id).Bind(2, k.tenant).Bind(3, k.name).Bind(4, scopes).BindBlob(5, k.hash);
   st.Bind(6, static_cast<int64_t>(k.admin ? 1 : 0)).Bind(7, k.created_at_ms);
+  std::optional<std::string> akid, sealed;
+  if (!k.access_key_id.empty()) akid = k.access_key_id, sealed = core::Hex(k.sealed_secret);
+  st.Bind(8, akid).Bind(9, sealed);
   if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "create key");
   return Status::Ok();
 }
@@ -146,9 +149,10 @@ Status SqliteStore::CreateKey(const ApiKey& k) {
 Result<ApiKey> SqliteStore::FindKeyByHash(const std::string& hash) {
   auto r = Reader();
   if (!r.conn) return r.status;
-  PREPARE_OR_RETURN(st, *r.conn,
-                    "SELECT id,tenant,name,scopes,hash,admin,created_at,revoked_at "
-                    "FROM api_keys WHERE hash=?");
+  PREPARE_OR_RETURN(
+      st, *r.conn,
+      "SELECT id,tenant,name,scopes,hash,admin,created_at,revoked_at,access_key_id,aws_secret "
+      "FROM api_keys WHERE hash=?");
   st.BindBlob(1, hash);
   int rc = st.Step();
   if (rc == SQLITE_ROW) return ReadKey(st);
@@ -160,11 +164,14 @@ Result<std::vector<ApiKey>> SqliteStore::ListKeys(const std::string& tenant,
                                                   const ListOptions& opts) {
   auto r = Reader();
   if (!r.conn) return r.status;
-  const char* sql = tenant.empty()
-                        ? "SELECT id,tenant,name,scopes,hash,admin,created_at,revoked_at "
-                          "FROM api_keys WHERE admin=0 AND id>? ORDER BY id LIMIT ?"
-                        : "SELECT id,tenant,name,scopes,hash,admin,created_at,revoked_at "
-                          "FROM api_keys WHERE admin=0 AND tenant=? AND id>? ORDER BY id LIMIT ?";
+  const char* sql =
+      tenant.empty()
+          ? "SELECT "
+            "id,tenant,name,scopes,hash,admin,created_at,revoked_at,access_key_id,aws_secret "
+            "FROM api_keys WHERE admin=0 AND id>? ORDER BY id LIMIT ?"
+          : "SELECT "
+            "id,tenant,name,scopes,hash,admin,created_at,revoked_at,access_key_id,aws_secret "
+            "FROM api_keys WHERE admin=0 AND tenant=? AND id>? ORDER BY id LIMIT ?";
   PREPARE_OR_RETURN(st, *r.conn, sql);
   int i = 1;
   if (!tenant.empty()) st.Bind(i++, tenant);
@@ -228,6 +235,7 @@ void SqliteStore::BindSubscription(Stmt& st, const Subscription& s) {
   st.Bind(9, s.ordered ? 1 : 0).Bind(10, s.description).Bind(11, s.enabled ? 1 : 0);
   st.Bind(12, s.secret).Bind(13, s.previous_secret).Bind(14, s.previous_secret_expires_at_ms);
   st.Bind(15, s.max_receives).Bind(16, s.created_at_ms).Bind(17, s.updated_at_ms);
+  st.Bind(18, s.name);
 }
 
 // The tenant's subscriptions generation as `conn` sees it (0: none yet).
