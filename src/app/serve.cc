@@ -569,7 +569,7 @@ int RunKeysList(Config& cfg, const KeysArgs& a) {
     return 1;
   }
   std::vector<std::vector<std::string>> rows{
-      {"ID", "TENANT", "SCOPES", "NAME", "CREATED", "STATUS", "AWS ACCESS KEY ID"}};
+      {"ID", "TENANT", "SCOPES", "NAME", "CREATED", "AWS_ACCESS_KEY_ID", "STATUS"}};
   store::ListOptions opts;
   opts.limit = 1000;
   for (;;) {
@@ -580,8 +580,9 @@ int RunKeysList(Config& cfg, const KeysArgs& a) {
     }
     for (const auto& k : r.value()) {
       rows.push_back({k.id, k.tenant, core::ScopesToCsv(k.scopes), k.name ? *k.name : "-",
-                      core::FormatTimeMs(k.created_at_ms), k.revoked_at_ms ? "revoked" : "active",
-                      k.access_key_id.empty() ? "-" : k.access_key_id});
+                      core::FormatTimeMs(k.created_at_ms),
+                      k.access_key_id.empty() ? "-" : k.access_key_id,
+                      k.revoked_at_ms ? "revoked" : "active"});
     }
     if (r.value().size() < 1000) break;
     opts.after_id = r.value().back().id;
