@@ -1,6 +1,7 @@
 #include "api/http_types.h"
 
 #include "core/json_util.h"
+#include "core/url_decode.h"
 
 namespace triggers::api {
 
@@ -53,27 +54,7 @@ Response StatusResponse(const Status& s, const std::string& rid) {
 }
 
 namespace {
-int HexVal(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-std::string Decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && HexVal(s[i + 1]) >= 0 && HexVal(s[i + 2]) >= 0) {
-      out += static_cast<char>(HexVal(s[i + 1]) * 16 + HexVal(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
+std::string Decode(std::string_view s) { return core::PercentDecode(s, true); }
 }  // namespace
 
 std::optional<std::string> QueryParam(std::string_view query, std::string_view name) {

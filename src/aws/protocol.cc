@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "core/json_util.h"
+#include "core/url_decode.h"
 
 namespace triggers::aws {
 namespace json = boost::json;
@@ -21,29 +22,8 @@ std::string_view HeaderOf(const api::Request& req, std::string_view name) {
   return {};
 }
 
-int HexVal(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // application/x-www-form-urlencoded: '+' is a space.
-std::string FormDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && HexVal(s[i + 1]) >= 0 && HexVal(s[i + 2]) >= 0) {
-      out += static_cast<char>(HexVal(s[i + 1]) * 16 + HexVal(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
+std::string FormDecode(std::string_view s) { return core::PercentDecode(s, true); }
 
 bool IsIndex(std::string_view s) {
   return !s.empty() && s.size() <= 3 && std::all_of(s.begin(), s.end(), ::isdigit) && s[0] != '0';

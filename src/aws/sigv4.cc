@@ -6,6 +6,7 @@
 
 #include "core/crypto.h"
 #include "core/time_util.h"
+#include "core/url_decode.h"
 
 namespace triggers::aws {
 namespace {
@@ -23,29 +24,8 @@ bool IEquals(std::string_view a, std::string_view b) {
   return true;
 }
 
-int HexVal(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string PercentDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      int h = HexVal(s[i + 1]), l = HexVal(s[i + 2]);
-      if (h >= 0 && l >= 0) {
-        out += static_cast<char>(h * 16 + l);
-        i += 2;
-        continue;
-      }
-    }
-    out += s[i];
-  }
-  return out;
-}
+// SigV4 decodes query components without the form rule ('+' stays '+').
+std::string PercentDecode(std::string_view s) { return core::PercentDecode(s, false); }
 
 std::vector<std::pair<std::string, std::string>> QueryPairs(std::string_view q) {
   std::vector<std::pair<std::string, std::string>> out;
