@@ -13,12 +13,14 @@
 #include <filesystem>
 #include <thread>
 
+#include "aws/secret_box.h"
+
 namespace triggers::app {
 namespace {
 
 // The files Triggers keeps in a data directory.
-constexpr const char* kFiles[] = {"triggers.db", "triggers.db-wal", "triggers.db-shm", "admin.key",
-                                  kLockFileName};
+constexpr const char* kFiles[] = {"triggers.db", "triggers.db-wal",       "triggers.db-shm",
+                                  "admin.key",   aws::kServerKeyFileName, kLockFileName};
 
 std::string Mode(mode_t m) {
   char buf[8];
@@ -35,8 +37,9 @@ std::string WithoutTrailingSlashes(std::string dir) {
 }
 
 // True when every entry of `dir` is one Triggers makes (any "triggers.*", as
-// SQLite may add its own suffixes, and admin.key) or lost+found (the root of
-// a filesystem of its own). Such a directory is Triggers' alone.
+// SQLite may add its own suffixes, admin.key and the AWS server key) or
+// lost+found (the root of a filesystem of its own). Such a directory is
+// Triggers' alone.
 bool HoldsOnlyTriggersFiles(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return false;
@@ -44,7 +47,7 @@ bool HoldsOnlyTriggersFiles(const std::string& dir) {
   while (dirent* e = ::readdir(d)) {
     std::string_view name = e->d_name;
     if (name == "." || name == ".." || name == "admin.key" || name == "lost+found" ||
-        name.starts_with("triggers.")) {
+        name == aws::kServerKeyFileName || name.starts_with("triggers.")) {
       continue;
     }
     only = false;

@@ -52,7 +52,8 @@ SUB_ID_RE = re.compile(r"^sub_[0-9A-HJKMNP-TV-Z]{26}$", re.I)
 DLV_ID_RE = re.compile(r"^dlv_[0-9A-HJKMNP-TV-Z]{26}$", re.I)
 SECRET_RE = re.compile(r"^whsec_[A-Za-z0-9+/]+={0,2}$")
 SUB_FIELDS = {"id", "kind", "url", "event_types", "filter", "max_in_flight", "rate_limit_per_s",
-              "ordered", "max_receives", "description", "enabled", "created_at", "updated_at"}
+              "ordered", "max_receives", "description", "enabled", "name", "created_at",
+              "updated_at"}
 DLV_FIELDS = {"id", "event_id", "subscription_id", "status", "attempt_count", "next_attempt_at",
               "last_status_code", "last_error", "created_at", "updated_at"}
 ATTEMPT_FIELDS = {"at", "status_code", "latency_ms", "error", "response_snippet"}
