@@ -33,12 +33,13 @@ SUBS = 1000
 EVENTS = 500
 # The other tenant's slowest single-event ingest while the fan-out is written.
 # Before the bound on rows per commit it waited for all SUBS x EVENTS rows
-# (11-14 s on the 2-core VM, longer under ASan); after, for at most one
-# bounded chunk and its own commit (max 0.3-0.5 s, p99 50-90 ms; under ASan
-# on PostgreSQL max 1.7 s, p99 163 ms). The bounds leave room for the ASan
-# build on a loaded machine and stay far below the stall.
-MAX_OTHER_LATENCY_S = 4.0
-P99_OTHER_LATENCY_S = 0.75
+# (11-14 s on the 2-core VM, far longer under ASan); after, for at most one
+# bounded chunk and its own commit (max 0.3-0.5 s, p99 50-90 ms). The ASan
+# build is several times slower (seen: max 1.7 s / p99 163 ms on PostgreSQL,
+# 3.5 s / 425 ms on SQLite), so its bounds are 4 times wider.
+_SLOW = 4 if os.environ.get("TRIGGERS_TEST_SANITIZED") == "1" else 1
+MAX_OTHER_LATENCY_S = 1.5 * _SLOW
+P99_OTHER_LATENCY_S = 0.25 * _SLOW
 
 
 def percentile(values, p):
