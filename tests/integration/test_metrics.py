@@ -58,8 +58,13 @@ class MetricsTests(ServerTestCase):
         deadline = time.monotonic() + 10
         while True:
             after = scrape(self.srv)
-            if value(after, "triggers_delivery_attempts", "triggers_delivery_attempts_total",
-                     outcome="success") >= 3 or time.monotonic() > deadline:
+            # The attempt counter rises when the response arrives; the
+            # delivery's succeeded state when the store has committed the
+            # outcome, a moment later: wait for both.
+            if (value(after, "triggers_delivery_attempts", "triggers_delivery_attempts_total",
+                      outcome="success") >= 3
+                    and value(after, "triggers_deliveries", state="succeeded") >= 3) \
+                    or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
         self.assertEqual(value(after, "triggers_events_ingested", "triggers_events_ingested_total",
