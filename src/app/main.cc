@@ -93,6 +93,32 @@ int CheckConfig(CLI::App* serve, triggers::app::Config& cfg, const std::string& 
   return 0;
 }
 
+// CLI11 answers an unknown command word with "A subcommand is required":
+// name the word and the commands that exist there instead. True when the
+// command line starts with such a word (the message is printed).
+bool UnknownCommand(const CLI::App& app, int argc, char** argv) {
+  const CLI::App* at = &app;
+  std::string path = "triggers";
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word.empty() || word[0] == '-' || at->get_require_subcommand_min() == 0) return false;
+    const CLI::App* next = nullptr;
+    std::string names;
+    for (const CLI::App* sub : at->get_subcommands(nullptr)) {
+      if (sub->check_name(word)) next = sub;
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (next == nullptr) {
+      std::fprintf(stderr, "%s: unknown command '%s' (commands: %s)\n", path.c_str(), word.c_str(),
+                   names.c_str());
+      return true;
+    }
+    path += " " + word;
+    at = next;
+  }
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -200,6 +226,7 @@ int main(int argc, char** argv) {
   CLI::App* help = app.add_subcommand("help", "print the help of every command, or of one");
   help->add_option("command", help_topic, "a command, e.g. keys, or keys create");
 
+  if (UnknownCommand(app, argc, argv)) return 2;
   try {
     app.parse(argc, argv);
     if (*show) {

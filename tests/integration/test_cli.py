@@ -62,6 +62,14 @@ class VersionAndHelpTests(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn("nope", p.stderr)
 
+    def test_an_unknown_command_is_named(self):
+        for args, where in ((["nope"], "triggers:"), (["keys", "nope"], "triggers keys:")):
+            with self.subTest(args=args):
+                p = run(*args)
+                self.assertEqual(p.returncode, 2)
+                self.assertIn("%s unknown command 'nope'" % where, p.stderr)
+                self.assertIn("serve" if len(args) == 1 else "create", p.stderr)
+
     def test_usage_errors_exit_2(self):
         d = tempfile.mkdtemp(prefix="triggers-cli-")
         self.addCleanup(shutil.rmtree, d, True)
