@@ -77,15 +77,27 @@ ErrorKind KindOf(SigV4Error e) {
   }
 }
 
+constexpr const char* kInvalidToken = "The security token included in the request is invalid.";
+
 }  // namespace
 
 bool Endpoint::Recognise(const api::Request& req) {
   if (req.path.substr(0, kQueuePathPrefix.size()) == kQueuePathPrefix) return true;
+  // Only the root speaks AWS besides queue URLs: a /v1 (or any other) path
+  // keeps its meaning whatever its query string or headers carry, so
+  // `GET /v1/events?Action=x` is still a /v1 request.
+  if (req.path != "/") return false;
   if (req.authorization.substr(0, 5) == "AWS4-") return true;
   if (!Header(req, "X-Amz-Target").empty()) return true;
   if (HasParam(req.query, "X-Amz-Signature") || HasParam(req.query, "Action")) return true;
-  return req.method == "POST" && req.path == "/" &&
+  return req.method == "POST" &&
          req.content_type.substr(0, 33) == "application/x-www-form-urlencoded";
+}
+
+void Endpoint::Refuse(const api::Request& req, Protocol p, Error err, api::Respond& respond) {
+  api::Response r = RenderError(p, std::move(err), req.request_id);
+  r.route = "aws:auth";
+  respond(std::move(r));
 }
 
 void Endpoint::Handle(const api::Request& req, api::Respond respond) {
@@ -97,9 +109,7 @@ void Endpoint::Handle(const api::Request& req, api::Respond respond) {
   auto fail = [&](ErrorKind k, std::string msg, obs::Counter reason) {
     obs::Metrics::Get().Inc(reason);
     obs::AuthSources::Get().Failed(req.remote_addr);
-    api::Response r = RenderError(p, {k, std::move(msg)}, req.request_id);
-    r.route = "aws:auth";
-    respond(std::move(r));
+    Refuse(req, p, {k, std::move(msg)}, respond);
   };
   if (ctx_->shutting_down.load(std::memory_order_relaxed)) {
     api::Response r =
@@ -116,78 +126,75 @@ void Endpoint::Handle(const api::Request& req, api::Respond respond) {
                                                      : obs::Counter::kAuthMalformed);
   }
   if (!LooksLikeAccessKeyId(claim->access_key_id)) {
-    return fail(ErrorKind::kUnknownKey, "The security token included in the request is invalid.",
-                obs::Counter::kAuthUnknown);
+    return fail(ErrorKind::kUnknownKey, kInvalidToken, obs::Counter::kAuthUnknown);
   }
   std::string hash = AccessKeyHash(claim->access_key_id);
-  auto verify = [this, call, claim, hash, respond](const api::Request& req) mutable {
-    const api::Principal& who = *call->who;
-    std::string secret;
-    if (who.access_key_id != claim->access_key_id || !ctx_->aws_box ||
-        !ctx_->aws_box->Open(who.sealed_secret, who.access_key_id, &secret)) {
-      obs::Metrics::Get().Inc(obs::Counter::kAuthUnknown);
-      api::Response r = RenderError(
-          call->protocol,
-          {ErrorKind::kUnknownKey, "The security token included in the request is invalid."},
-          req.request_id);
-      r.route = "aws:auth";
-      return respond(std::move(r));
-    }
-    SigV4Request sreq{req.method, req.path, req.query, &req.headers, req.body};
-    SigV4Result v = Verify(sreq, *claim, ServiceOf(call->protocol), secret, ctx_->clock->NowMs());
-    if (v.error != SigV4Error::kNone) {
-      obs::Metrics::Get().Inc(obs::Counter::kAuthMalformed);
-      obs::AuthSources::Get().Failed(req.remote_addr);
-      api::Response r = RenderError(call->protocol, {KindOf(v.error), v.message}, req.request_id);
-      r.route = "aws:auth";
-      return respond(std::move(r));
-    }
-    if (!ctx_->keys->AllowRequest(who.key_hash)) {
-      return respond(RenderError(call->protocol,
-                                 {ErrorKind::kThrottling, "rate limit of this key exceeded"},
-                                 req.request_id));
-    }
-    call->region = claim->region;
-    Authenticated(call, std::move(respond));
-  };
   switch (ctx_->keys->Find(hash, &call->who)) {
     case api::KeyCache::Lookup::kFound:
-      return verify(req);
+      return Verify(call, claim, std::move(respond));
     case api::KeyCache::Lookup::kRejected:
-      return fail(ErrorKind::kUnknownKey, "The security token included in the request is invalid.",
-                  obs::Counter::kAuthRevoked);
+      return fail(ErrorKind::kUnknownKey, kInvalidToken, obs::Counter::kAuthRevoked);
     case api::KeyCache::Lookup::kUnknown:
       obs::Metrics::Get().Inc(obs::Counter::kAuthNegativeHits);
-      return fail(ErrorKind::kUnknownKey, "The security token included in the request is invalid.",
-                  obs::Counter::kAuthUnknown);
+      return fail(ErrorKind::kUnknownKey, kInvalidToken, obs::Counter::kAuthUnknown);
     case api::KeyCache::Lookup::kMiss:
       break;
   }
+  LookUpThenVerify(call, claim, std::move(hash), std::move(respond));
+}
+
+void Endpoint::LookUpThenVerify(std::shared_ptr<AwsCall> call, std::shared_ptr<SigV4Claim> claim,
+                                std::string hash, api::Respond respond) {
+  const api::Request& req = *call->req;
   if (!ctx_->keys->TryBeginLookup()) {
     obs::Metrics::Get().Inc(obs::Counter::kAuthLookupsShed);
-    return respond(
-        RenderError(p, {ErrorKind::kUnavailable, "server busy; retry later"}, req.request_id));
+    return respond(RenderError(
+        call->protocol, {ErrorKind::kUnavailable, "server busy; retry later"}, req.request_id));
   }
-  auto task = [this, &req, call, hash, verify, respond]() mutable {
+  auto task = [this, call, claim, hash, respond]() mutable {
+    const api::Request& req = *call->req;
     Status s = ctx_->keys->LoadFromStore(hash, &call->who);
-    if (!s.ok()) {
-      bool auth = s.code() == Status::Code::kUnauthorized;
-      if (auth) obs::AuthSources::Get().Failed(req.remote_addr);
-      api::Response r = RenderError(
-          call->protocol,
-          auth ? Error{ErrorKind::kUnknownKey,
-                       "The security token included in the request is invalid."}
-               : Error{ErrorKind::kUnavailable, "the store is unavailable; retry later"},
-          req.request_id);
-      if (auth) r.route = "aws:auth";
-      return respond(std::move(r));
+    if (s.ok()) return Verify(call, claim, std::move(respond));
+    if (s.code() != Status::Code::kUnauthorized) {
+      return respond(RenderError(call->protocol,
+                                 {ErrorKind::kUnavailable, "the store is unavailable; retry later"},
+                                 req.request_id));
     }
-    verify(req);
+    obs::AuthSources::Get().Failed(req.remote_addr);
+    Refuse(req, call->protocol, {ErrorKind::kUnknownKey, kInvalidToken}, respond);
   };
   if (!ctx_->run_blocking(std::move(task))) {
     ctx_->keys->EndLookup();
-    respond(RenderError(p, {ErrorKind::kUnavailable, "server busy; retry later"}, req.request_id));
+    respond(RenderError(call->protocol, {ErrorKind::kUnavailable, "server busy; retry later"},
+                        req.request_id));
   }
+}
+
+void Endpoint::Verify(std::shared_ptr<AwsCall> call, std::shared_ptr<SigV4Claim> claim,
+                      api::Respond respond) {
+  const api::Request& req = *call->req;
+  const api::Principal& who = *call->who;
+  std::string secret;
+  if (who.access_key_id != claim->access_key_id || !ctx_->aws_box ||
+      !ctx_->aws_box->Open(who.sealed_secret, who.access_key_id, &secret)) {
+    obs::Metrics::Get().Inc(obs::Counter::kAuthUnknown);
+    return Refuse(req, call->protocol, {ErrorKind::kUnknownKey, kInvalidToken}, respond);
+  }
+  SigV4Request sreq{req.method, req.path, req.query, &req.headers, req.body};
+  SigV4Result v =
+      aws::Verify(sreq, *claim, ServiceOf(call->protocol), secret, ctx_->clock->NowMs());
+  if (v.error != SigV4Error::kNone) {
+    obs::Metrics::Get().Inc(obs::Counter::kAuthMalformed);
+    obs::AuthSources::Get().Failed(req.remote_addr);
+    return Refuse(req, call->protocol, {KindOf(v.error), v.message}, respond);
+  }
+  if (!ctx_->keys->AllowRequest(who.key_hash)) {
+    return respond(RenderError(call->protocol,
+                               {ErrorKind::kThrottling, "rate limit of this key exceeded"},
+                               req.request_id));
+  }
+  call->region = claim->region;
+  Authenticated(call, std::move(respond));
 }
 
 void Endpoint::Authenticated(std::shared_ptr<AwsCall> call, api::Respond respond) {

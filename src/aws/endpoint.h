@@ -1,6 +1,7 @@
-// The AWS-compatible endpoints on the main listener (SPEC 12): a request in
-// AWS form (X-Amz-Target, a SigV4 signature, a form-encoded Action, or a
-// queue URL's path) is answered here instead of by the /v1 route table:
+// The AWS-compatible endpoints on the main listener (SPEC 12): a request to
+// a queue URL's path, or to `/` in AWS form (X-Amz-Target, a SigV4
+// signature, a form-encoded Action), is answered here instead of by the /v1
+// route table (any other path is never AWS, whatever it carries):
 // authenticated with SigV4 against a tenant's AWS credentials, checked for
 // the action's scope, and handed to EventBridge (eventbridge.h) or SQS
 // (sqs.h). Every answer is in the request's own wire protocol.
@@ -14,6 +15,7 @@
 #include "api/context.h"
 #include "api/http_types.h"
 #include "aws/protocol.h"
+#include "aws/sigv4.h"
 
 namespace triggers::aws {
 
@@ -51,7 +53,16 @@ class Endpoint {
   void Handle(const api::Request& req, api::Respond respond);
 
  private:
+  // Loads the access key from the store on the blocking pool (a key-cache
+  // miss), then Verify.
+  void LookUpThenVerify(std::shared_ptr<AwsCall> call, std::shared_ptr<SigV4Claim> claim,
+                        std::string hash, api::Respond respond);
+  // Checks the signature with the key's secret, then Authenticated.
+  void Verify(std::shared_ptr<AwsCall> call, std::shared_ptr<SigV4Claim> claim,
+              api::Respond respond);
   void Authenticated(std::shared_ptr<AwsCall> call, api::Respond respond);
+  // An authentication failure in the request's protocol, logged as aws:auth.
+  static void Refuse(const api::Request& req, Protocol p, Error err, api::Respond& respond);
   api::Context* ctx_;
 };
 

@@ -8,6 +8,7 @@ Run from the repo root:
   /usr/bin/python3 -m unittest -v tests/integration/test_aws.py
 """
 
+import datetime
 import http.client
 import json
 import os
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 import unittest
+from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -206,6 +208,97 @@ class CliTest(AwsTestCase):
         row = [k for k in r.json["data"] if k["id"] == t.key_id][0]
         self.assertEqual((row["kind"], row["access_key_id"]), ("aws", t.access_key_id))
         self.assertNotIn(t.secret, r.raw.decode())
+
+
+def _vendored_botocore():
+    """Debian's awscli carries its own botocore; importing awscli first makes it
+    importable as `botocore` (its alias finder). None without it."""
+    try:
+        import awscli  # noqa: F401
+        from botocore import auth, awsrequest, credentials
+    except ImportError:
+        return None
+    return auth, awsrequest, credentials
+
+
+@unittest.skipUnless(_vendored_botocore(), "awscli not installed (scripts/bootstrap)")
+class SignatureTest(AwsTestCase):
+    """SigV4 edge cases signed by botocore itself: missing, expired (header and
+    presigned forms), a presigned GET as an SDK builds one, a tampered one."""
+
+    def signed(self, t, method, path, body=b"", headers=None, presign=None, at=None,
+               service="sqs"):
+        auth, awsrequest, credentials = _vendored_botocore()
+        creds = credentials.Credentials(t.access_key_id, t.secret)
+        url = t.endpoint() + path
+        req = awsrequest.AWSRequest(method=method, url=url, data=body, headers=headers or {})
+        if presign is None:
+            signer = auth.SigV4Auth(creds, service, "us-east-1")
+        else:
+            signer = auth.SigV4QueryAuth(creds, service, "us-east-1", expires=presign)
+        real = datetime.datetime
+
+        class Clock(real):
+            @classmethod
+            def utcnow(cls):
+                return at or real.utcnow()
+        with mock.patch.object(auth.datetime, "datetime", Clock):
+            signer.add_auth(req)
+        prepared = req.prepare()
+        target = prepared.url[len(t.endpoint()):]
+        return self.srv.request(method, target, body=prepared.body or None,
+                                headers=dict(prepared.headers))
+
+    def test_missing_expired_presigned_and_tampered(self):
+        t = AwsTenant(self, self.srv, queues=("q",))
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        r = self.srv.request("POST", "/", body="Action=ListQueues&Version=2012-11-05",
+                             headers=form)
+        self.assertEqual(r.status, 403, r.raw)
+        self.assertIn(b"MissingAuthenticationToken", r.raw)
+        old = datetime.datetime.utcnow() - datetime.timedelta(minutes=20)
+        r = self.signed(t, "POST", "/", b"Action=ListQueues&Version=2012-11-05", form, at=old)
+        self.assertEqual(r.status, 400, r.raw)
+        self.assertIn(b"RequestExpired", r.raw)
+        ahead = datetime.datetime.utcnow() + datetime.timedelta(minutes=20)
+        r = self.signed(t, "POST", "/", b"Action=ListQueues&Version=2012-11-05", form, at=ahead)
+        self.assertIn(b"RequestExpired", r.raw)
+        r = self.signed(t, "POST", "/", b'{"Entries":[]}',
+                        {"X-Amz-Target": "AWSEvents.PutEvents",
+                         "Content-Type": "application/x-amz-json-1.1"}, at=old, service="events")
+        self.assertEqual(r.status, 400, r.raw)
+        self.assertIn(b"InvalidSignatureException", r.raw)
+        # A presigned GET, as botocore's generate_presigned_url makes it.
+        query = "/?Action=ListQueues&Version=2012-11-05"
+        r = self.signed(t, "GET", query, presign=60)
+        self.assertEqual(r.status, 200, r.raw)
+        self.assertIn(("/sqs/%s/q" % t.tenant).encode(), r.raw)
+        r = self.signed(t, "GET", query, presign=60, at=old)
+        self.assertIn(b"RequestExpired", r.raw)
+        auth, awsrequest, credentials = _vendored_botocore()
+        req = awsrequest.AWSRequest(method="GET", url=t.endpoint() + query)
+        auth.SigV4QueryAuth(credentials.Credentials(t.access_key_id, t.secret), "sqs",
+                            "us-east-1", expires=60).add_auth(req)
+        tampered = req.prepare().url[len(t.endpoint()):].replace("ListQueues", "ListQueuez")
+        r = self.srv.request("GET", tampered)
+        self.assertEqual(r.status, 403, r.raw)
+        self.assertIn(b"SignatureDoesNotMatch", r.raw)
+
+    def test_v1_paths_never_route_to_aws(self):
+        t = AwsTenant(self, self.srv, queues=("q",))
+        for path in ("/v1/events?Action=ListQueues",
+                     "/v1/events?X-Amz-Signature=abc&Action=ListQueues"):
+            r = self.srv.request("GET", path, key=t.manage)
+            self.assertEqual(r.status, 200, r.raw)
+            self.assertIn("data", r.json)
+        r = self.srv.request("GET", "/v1/events", key=t.manage,
+                             headers={"X-Amz-Target": "AmazonSQS.ListQueues"})
+        self.assertEqual(r.status, 200, r.raw)
+        self.assertIn("data", r.json)
+        r = self.srv.request("GET", "/v1/events",
+                             headers={"Authorization": "AWS4-HMAC-SHA256 Credential=x"})
+        self.assertEqual(r.status, 401, r.raw)
+        self.assertEqual(r.json["error"]["code"], "unauthorized")
 
 
 class SdkTest(AwsTestCase):
