@@ -164,6 +164,45 @@ class CliTest(AwsTestCase):
         self.assertEqual(r.json["results"][0]["status"], "acked")
         self.assertNotIn("Messages", self.cli(t, "sqs", "receive-message", "--queue-url", url))
 
+    def test_batches_answer_per_entry(self):
+        t = AwsTenant(self, self.srv, queues=("jobs", "other"))
+        url = self.cli(t, "sqs", "get-queue-url", "--queue-name", "jobs")["QueueUrl"]
+        other = self.cli(t, "sqs", "get-queue-url", "--queue-name", "other")["QueueUrl"]
+        sent = self.cli(t, "sqs", "send-message-batch", "--queue-url", url, "--entries",
+                        json.dumps([{"Id": str(i), "MessageBody": "m%d" % i} for i in range(3)]))
+        self.assertEqual(len(sent["Successful"]), 3)
+        self.cli(t, "sqs", "send-message", "--queue-url", other, "--message-body", "x")
+        foreign = self.cli(t, "sqs", "receive-message", "--queue-url", other)["Messages"][0]
+        got = self.cli(t, "sqs", "receive-message", "--queue-url", url,
+                       "--max-number-of-messages", "10")["Messages"]
+        by_body = {m["Body"]: m["ReceiptHandle"] for m in got}
+        self.assertEqual(sorted(by_body), ["m0", "m1", "m2"])
+        changed = self.cli(t, "sqs", "change-message-visibility-batch", "--queue-url", url,
+                           "--entries", json.dumps([
+                               {"Id": "a", "ReceiptHandle": by_body["m0"], "VisibilityTimeout": 0},
+                               {"Id": "b", "ReceiptHandle": by_body["m1"],
+                                "VisibilityTimeout": 600},
+                               {"Id": "c", "ReceiptHandle": "nope", "VisibilityTimeout": 0},
+                               {"Id": "d", "ReceiptHandle": foreign["ReceiptHandle"],
+                                "VisibilityTimeout": 0}]))
+        self.assertEqual(sorted(e["Id"] for e in changed["Successful"]), ["a", "b"])
+        self.assertEqual({e["Id"]: e["Code"] for e in changed["Failed"]},
+                         {"c": "ReceiptHandleIsInvalid", "d": "ReceiptHandleIsInvalid"})
+        again = self.cli(t, "sqs", "receive-message", "--queue-url", url,
+                         "--max-number-of-messages", "10")["Messages"]
+        self.assertEqual([m["Body"] for m in again], ["m0"])  # m1 stays hidden for 600 s
+        deleted = self.cli(t, "sqs", "delete-message-batch", "--queue-url", url, "--entries",
+                           json.dumps([{"Id": "x", "ReceiptHandle": again[0]["ReceiptHandle"]},
+                                       {"Id": "y", "ReceiptHandle": by_body["m1"]},
+                                       {"Id": "z", "ReceiptHandle": by_body["m2"]},
+                                       {"Id": "w", "ReceiptHandle": "nope"}]))
+        self.assertEqual(sorted(e["Id"] for e in deleted["Successful"]), ["x", "y", "z"])
+        self.assertEqual([e["Id"] for e in deleted["Failed"]], ["w"])
+        attrs = self.cli(t, "sqs", "get-queue-attributes", "--queue-url", url,
+                         "--attribute-names", "All")["Attributes"]
+        self.assertEqual((attrs["ApproximateNumberOfMessages"],
+                          attrs["ApproximateNumberOfMessagesNotVisible"]), ("0", "0"))
+
     def test_negative_cases(self):
         t = AwsTenant(self, self.srv, queues=("a", "b"))
         other = AwsTenant(self, self.srv, queues=("theirs",))
@@ -340,6 +379,23 @@ class SdkTest(AwsTestCase):
               "(receive 10 + delete batch) %.0f msg/s; /v1 batch x10 %.0f ev/s, /v1 receive 10 "
               "+ ack %.0f msg/s" % (n, n / produced["seconds"], n / consumed["seconds"],
                                     n / v1[0], n / v1[1]), file=sys.stderr)
+        print("server time per call (mean, from /metrics): " + self.server_means(), file=sys.stderr)
+
+    def server_means(self):
+        """Mean of triggers_http_request_duration_seconds per route of this loop,
+        to tell the server's share of a call from the client's."""
+        text = self.srv.request("GET", "/metrics").raw.decode()
+        sums, counts = {}, {}
+        for line in text.splitlines():
+            for suffix, into in (("_sum{", sums), ("_count{", counts)):
+                head = "triggers_http_request_duration_seconds" + suffix
+                if line.startswith(head):
+                    route = line[len(head):].split('"')[1]
+                    into[route] = float(line.rsplit(" ", 1)[1])
+        wanted = [r for r in sorted(counts) if r.startswith("aws:") or "receive" in r or
+                  r.endswith("/ack") or r.endswith("/batch")]
+        return ", ".join("%s %.2f ms (%d)" % (r, 1000 * sums[r] / counts[r], counts[r])
+                         for r in wanted if counts[r])
 
     def v1_loop(self, t, calls):
         """The same work through /v1 on one keep-alive connection: (ingest s, consume s)."""
