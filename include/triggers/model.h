@@ -42,6 +42,9 @@ struct Event {
   std::optional<std::string> ordering_key;
   std::string data;  // raw JSON bytes, exactly as received
   int64_t received_at_ms = 0;
+  // EventBridge Resources of an event put through PutEvents: a JSON array of
+  // strings (compact), absent for every other event.
+  std::optional<std::string> resources;
 };
 
 }  // namespace triggers

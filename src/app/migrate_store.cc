@@ -54,7 +54,7 @@ namespace pg = store::pg;
 // too (tests/integration/test_migrate_store.py fails until it is).
 // (0008_delivery_counts adds only a table derived from deliveries, which is
 // not copied: the PostgreSQL store's triggers count the copied rows.)
-constexpr int kSqliteSchemaVersion = 8;
+constexpr int kSqliteSchemaVersion = 9;
 
 constexpr size_t kChunkRows = 1000;
 constexpr size_t kChunkBytes = 16u << 20;
@@ -118,12 +118,13 @@ const Table kTables[] = {
      1},
     {"events",
      "SELECT count(*) FROM events",
-     "SELECT id,tenant,type,source,subject,ordering_key,data,received_at FROM events ORDER BY seq",
-     "INSERT INTO events(id,tenant,type,source,subject,ordering_key,data,received_at) "
+     "SELECT id,tenant,type,source,subject,ordering_key,data,received_at,resources FROM events "
+     "ORDER BY seq",
+     "INSERT INTO events(id,tenant,type,source,subject,ordering_key,data,received_at,resources) "
      "SELECT * FROM unnest($1::text[],$2::text[],$3::text[],$4::text[],$5::text[],$6::text[],"
-     "$7::text[],$8::bigint[])",
-     {Col::kText, Col::kText, Col::kText, Col::kText, Col::kText, Col::kText, Col::kText,
-      Col::kInt},
+     "$7::text[],$8::bigint[],$9::text[])",
+     {Col::kText, Col::kText, Col::kText, Col::kText, Col::kText, Col::kText, Col::kText, Col::kInt,
+      Col::kText},
      1},
     {"idempotency",
      "SELECT count(*) FROM idempotency",

@@ -58,7 +58,9 @@ std::string EnvelopeJson(const Event& ev, std::string_view region) {
   out += t;
   out += "\",\"region\":";
   core::AppendJsonString(out, region);
-  out += ",\"resources\":[],\"detail\":";
+  out += ",\"resources\":";
+  out += ev.resources ? std::string_view(*ev.resources) : std::string_view("[]");
+  out += ",\"detail\":";
   out += ev.data.empty() ? std::string_view("null") : std::string_view(ev.data);
   out += '}';
   return out;

@@ -32,7 +32,8 @@ std::string DetailTypeOf(const Event& ev);
 // True for an event made by SendMessage (its body is data.Body).
 bool IsSqsMessage(const Event& ev);
 // {"version":"0","id","detail-type","source","account","time","region",
-//  "resources":[],"detail"} with detail = data byte for byte and account =
+//  "resources","detail"} with detail = data byte for byte, resources those
+// of PutEvents ([] for other events) and account =
 // the tenant; time in seconds, as EventBridge writes it.
 std::string EnvelopeJson(const Event& ev, std::string_view region);
 // The SQS message body of an event (see above).

@@ -14,6 +14,14 @@ namespace {
 
 constexpr size_t kMaxEntries = 10;  // EventBridge's own limit
 
+bool ValidResources(const json::value& v) {
+  if (!v.is_array()) return false;
+  for (const auto& r : v.as_array()) {
+    if (!r.is_string() || r.as_string().empty() || r.as_string().size() > 2048) return false;
+  }
+  return true;
+}
+
 // Validates one entry into `ev`; an error message when it is refused.
 std::string EntryToEvent(const json::value& v, Event* ev) {
   const json::object* e = v.if_object();
@@ -37,8 +45,10 @@ std::string EntryToEvent(const json::value& v, Event* ev) {
   boost::system::error_code ec;
   json::value parsed = json::parse(*detail, ec, {}, opts);
   if (ec || !parsed.is_object()) return "Detail is malformed: it must be a JSON object.";
-  if (const json::value* r = e->if_contains("Resources"); r && !r->is_array()) {
-    return "Parameter Resources is not valid: a list of strings is required.";
+  const json::value* resources = e->if_contains("Resources");
+  if (resources && !ValidResources(*resources)) {
+    return "Parameter Resources is not valid: a list of strings of 1-2048 characters is "
+           "required.";
   }
   if (const json::value* b = e->if_contains("EventBusName"); b && !b->is_string()) {
     return "Parameter EventBusName is not valid.";
@@ -47,6 +57,7 @@ std::string EntryToEvent(const json::value& v, Event* ev) {
   ev->subject = std::string(*detail_type);
   ev->type = EventTypeFromDetailType(*detail_type);
   ev->data = std::string(*detail);
+  if (resources && !resources->as_array().empty()) ev->resources = json::serialize(*resources);
   return {};
 }
 

@@ -27,7 +27,12 @@ void AppendEventJsonOpen(std::string& out, const Event& ev) {
   AppendOptional(out, ",\"ordering_key\":", ev.ordering_key);
   out += ",\"time\":\"";
   AppendTimeMs(out, ev.received_at_ms);
-  out += "\",\"data\":";
+  out += '"';
+  if (ev.resources) {  // PutEvents' Resources, already a compact JSON array
+    out += ",\"resources\":";
+    out += *ev.resources;
+  }
+  out += ",\"data\":";
   out += ev.data;  // raw bytes, exactly as received
 }
 

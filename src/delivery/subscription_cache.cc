@@ -166,6 +166,10 @@ json::value EventDocument(const Event& ev) {
   o["detail-type"] = aws::DetailTypeOf(ev);
   o["detail"] = data;
   o["resources"] = json::array();
+  if (ev.resources) {
+    json::value r = json::parse(*ev.resources, ec);
+    if (!ec && r.is_array()) o["resources"] = std::move(r);
+  }
   o["data"] = std::move(data);
   return json::value(std::move(o));
 }

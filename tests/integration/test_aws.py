@@ -132,6 +132,7 @@ class CliTest(AwsTestCase):
                                                "detail")},
                          {"version": "0", "detail-type": "Order Created", "source": "shop",
                           "account": t.tenant, "detail": {"id": 1}})
+        self.assertEqual(body["resources"], ["arn:x"])
         self.assertEqual(m["Attributes"]["ApproximateReceiveCount"], "1")
         self.cli(t, "sqs", "change-message-visibility", "--queue-url", url, "--receipt-handle",
                  m["ReceiptHandle"], "--visibility-timeout", "0")
@@ -144,6 +145,35 @@ class CliTest(AwsTestCase):
                          "--attribute-names", "All")["Attributes"]
         self.assertEqual((attrs["ApproximateNumberOfMessages"],
                           attrs["ApproximateNumberOfMessagesNotVisible"]), ("0", "0"))
+
+    def test_resources_are_kept_and_matched(self):
+        t = AwsTenant(self, self.srv, queues=())
+        r = self.srv.request("POST", "/v1/subscriptions",
+                             {"kind": "pull", "name": "by-resource",
+                              "filter": {"resources": ["arn:aws:s3:::bucket-1"]}}, key=t.manage)
+        self.assertEqual(r.status, 201, r.raw)
+        sub = r.json["id"]
+        out = self.put(t, [
+            {"Source": "s3", "DetailType": "Object Created", "Detail": "{}",
+             "Resources": ["arn:aws:s3:::bucket-1", "arn:aws:s3:::bucket-1/key"]},
+            {"Source": "s3", "DetailType": "Object Created", "Detail": "{}",
+             "Resources": ["arn:aws:s3:::bucket-2"]},
+            {"Source": "s3", "DetailType": "Object Created", "Detail": "{}"}])
+        self.assertEqual(out["FailedEntryCount"], 0)
+        r = self.srv.request("POST", "/v1/subscriptions/%s/receive" % sub, {"max": 10},
+                             key=t.manage)
+        self.assertEqual([m["event"]["id"] for m in r.json["data"]], [out["Entries"][0]["EventId"]])
+        self.assertEqual(r.json["data"][0]["event"]["resources"],
+                         ["arn:aws:s3:::bucket-1", "arn:aws:s3:::bucket-1/key"])
+        url = self.cli(t, "sqs", "get-queue-url", "--queue-name", "by-resource")["QueueUrl"]
+        self.cli(t, "sqs", "change-message-visibility", "--queue-url", url, "--receipt-handle",
+                 r.json["data"][0]["receipt"], "--visibility-timeout", "0")
+        m = self.cli(t, "sqs", "receive-message", "--queue-url", url)["Messages"][0]
+        self.assertEqual(json.loads(m["Body"])["resources"],
+                         ["arn:aws:s3:::bucket-1", "arn:aws:s3:::bucket-1/key"])
+        # Events without resources show none in /v1, and [] in the envelope.
+        r = self.srv.request("GET", "/v1/events/" + out["Entries"][2]["EventId"], key=t.manage)
+        self.assertNotIn("resources", r.json)
 
     def test_send_message_round_trip_and_v1_ack(self):
         t = AwsTenant(self, self.srv, queues=("jobs", "other"))
@@ -322,6 +352,19 @@ class SignatureTest(AwsTestCase):
         r = self.srv.request("GET", tampered)
         self.assertEqual(r.status, 403, r.raw)
         self.assertIn(b"SignatureDoesNotMatch", r.raw)
+
+    def test_resources_must_be_strings(self):
+        # (the CLI and the SDKs refuse these before sending; a raw client may not)
+        t = AwsTenant(self, self.srv, queues=())
+        entries = [{"Source": "s", "DetailType": "d", "Detail": "{}", "Resources": r}
+                   for r in (["arn", 7], "arn", [""], ["x" * 2049], ["ok"])]
+        r = self.signed(t, "POST", "/", json.dumps({"Entries": entries}).encode(),
+                        {"X-Amz-Target": "AWSEvents.PutEvents",
+                         "Content-Type": "application/x-amz-json-1.1"}, service="events")
+        self.assertEqual(r.status, 200, r.raw)
+        self.assertEqual(r.json["FailedEntryCount"], 4)
+        self.assertEqual([e.get("ErrorCode") for e in r.json["Entries"]],
+                         ["InvalidArgument"] * 4 + [None])
 
     def test_v1_paths_never_route_to_aws(self):
         t = AwsTenant(self, self.srv, queues=("q",))

@@ -464,7 +464,7 @@ Result<std::vector<PgStore::Leased>> PgStore::Lease(const std::string& sub_id, i
       "WITH c AS (SELECT d.id AS did, d.seq AS dseq, d.next_attempt_at AS dnat, "
       "d.attempts AS datt, e.id AS e_id, e.tenant AS e_tenant, e.type AS e_type, "
       "e.source AS e_source, e.subject AS e_subject, e.ordering_key AS e_okey, e.data AS e_data, "
-      "e.received_at AS e_received FROM deliveries d JOIN events e ON e.tenant=d.tenant AND "
+      "e.received_at AS e_received, e.resources AS e_resources FROM deliveries d JOIN events e ON e.tenant=d.tenant AND "
       "e.id=d.event_id WHERE d.subscription_id=$1 AND d.next_attempt_at IS NOT NULL AND "
       "d.next_attempt_at<=" NOW_AT("$2") " AND " +
       rules::Admissible("d") + " ORDER BY " + rules::CandidateOrder("d") +
@@ -483,7 +483,7 @@ Result<std::vector<PgStore::Leased>> PgStore::Lease(const std::string& sub_id, i
       " RETURNING d.id,d.tenant,d.event_id,d.subscription_id,d.status,d.attempts,"
       "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,d.receipt) "
       "SELECT up.*, c.e_id, c.e_tenant, c.e_type, c.e_source, c.e_subject, c.e_okey, c.e_data, "
-      "c.e_received FROM up JOIN c ON c.did=up.id ORDER BY c.dnat, c.dseq";
+      "c.e_received, c.e_resources FROM up JOIN c ON c.did=up.id ORDER BY c.dnat, c.dseq";
   ROWS_OR_RETURN(r, c->Run(kLease.c_str(), Params()
                                                .Add(sub_id)
                                                .AddOrNull(opts_.database_clock, now_ms)

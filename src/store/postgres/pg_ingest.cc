@@ -221,7 +221,7 @@ Status PgStore::InsertMatched(pg::Conn& c, std::vector<IngestItem*>& items, int6
 // unless a generation is stale: returns the number of stale tenants (0: inserted).
 Result<int64_t> PgStore::InsertBulk(pg::Conn& c, std::vector<IngestItem*>& items, int64_t now_ms,
                                     bool check_generations) {
-  ArrayBuilder id, tenant, type, source, subject, okey, data, received;
+  ArrayBuilder id, tenant, type, source, subject, okey, data, received, resources;
   ArrayBuilder did, dtenant, devent, dsub, dnat, dkey, gtenant, ggen;
   // Every distinct (tenant, generation) the items were matched at: items of
   // one tenant may have been matched at different generations.
@@ -240,6 +240,7 @@ Result<int64_t> PgStore::InsertBulk(pg::Conn& c, std::vector<IngestItem*>& items
     okey.Add(ev.ordering_key);
     data.Add(std::string_view(ev.data));
     received.Add(ev.received_at_ms);
+    resources.Add(ev.resources);
     const std::pair<std::string_view, int64_t> tg{ev.tenant, it->matched_generation};
     if (check_generations && std::find(gseen.begin(), gseen.end(), tg) == gseen.end()) {
       gseen.push_back(tg);
@@ -298,7 +299,8 @@ Result<int64_t> PgStore::InsertBulk(pg::Conn& c, std::vector<IngestItem*>& items
                                   .Own(ftenant.Finish())
                                   .Own(fevents.Finish())
                                   .Own(fsubs.Finish())
-                                  .Own(freceived.Finish()));
+                                  .Own(freceived.Finish())
+                                  .Own(resources.Finish()));
   if (!r.ok()) return r.status();
   if (r.value().size() != 1) return Status::Unavailable("store: ingest returned no row");
   if (int64_t stale = r.value().Int(0, 0); stale != 0) return stale;

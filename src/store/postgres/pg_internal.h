@@ -67,14 +67,14 @@ inline Status OrderedTxn(pg::Conn& c, F&& body) {
   return s;
 }
 
-#define SUB_COLS                                                                              \
-  "id,tenant,kind,url,event_types,filter,max_in_flight,rate_limit_per_s,ordered,description," \
+#define SUB_COLS                                                                                  \
+  "id,tenant,kind,url,event_types,filter,max_in_flight,rate_limit_per_s,ordered,description,"     \
   "enabled,secret,previous_secret,previous_secret_expires_at,max_receives,created_at,updated_at," \
   "name"
 #define DELIVERY_COLS                                                                          \
   "id,tenant,event_id,subscription_id,status,attempts,next_attempt_at,last_error,last_status_" \
   "code,created_at,updated_at"
-#define EVENT_COLS "id,tenant,type,source,subject,ordering_key,data,received_at"
+#define EVENT_COLS "id,tenant,type,source,subject,ordering_key,data,received_at,resources"
 #define KEY_COLS "id,tenant,name,scopes,hash,admin,created_at,revoked_at,access_key_id,aws_secret"
 
 inline Subscription ReadSubscription(const Rows& r, int i) {
@@ -126,6 +126,7 @@ inline Event ReadEvent(const Rows& r, int i, int c = 0) {
   e.ordering_key = r.OptText(i, c + 5);
   e.data = r.Text(i, c + 6);
   e.received_at_ms = r.Int(i, c + 7);
+  e.resources = r.OptText(i, c + 8);
   return e;
 }
 
@@ -160,13 +161,14 @@ inline ApiKey ReadKey(const Rows& r, int i) {
 // its items were matched at ($17/$18): then nothing is inserted and `stale`
 // (the first column) is the number of such tenants. $19-$22: the pending
 // fan-out markers of the deliveries beyond the row budget (pg_fanout.cc).
+// $23: the events' resources.
 inline constexpr char kIngestBulk[] =
     "WITH chk AS (SELECT count(*) AS stale FROM unnest($17::text[],$18::bigint[]) AS x(t,g) "
     "WHERE COALESCE((SELECT generation FROM subscription_generations s WHERE s.tenant=x.t),0)"
     "<>x.g), "
-    "e AS (INSERT INTO events(id,tenant,type,source,subject,ordering_key,data,received_at) "
-    "SELECT u.* FROM unnest($1::text[],$2::text[],$3::text[],$4::text[],$5::text[],$6::text[],"
-    "$7::text[],$8::bigint[]) AS u, chk WHERE chk.stale=0), "
+    "e AS (INSERT INTO events(id,tenant,type,source,subject,ordering_key,data,received_at,"
+    "resources) SELECT u.* FROM unnest($1::text[],$2::text[],$3::text[],$4::text[],$5::text[],"
+    "$6::text[],$7::text[],$8::bigint[],$23::text[]) AS u, chk WHERE chk.stale=0), "
     "d AS (INSERT INTO deliveries(id,tenant,event_id,subscription_id,status,next_attempt_at,"
     "created_at,updated_at,ordering_key) SELECT t.id,t.tenant,t.event_id,t.sub,'pending',"
     "CASE WHEN $13::bigint IS NULL THEN " DBNOW " ELSE t.nat END," NOW_AT("$13") "," NOW_AT("$13")

@@ -334,7 +334,8 @@ Result<std::vector<SqliteStore::Leased>> SqliteStore::Lease(const std::string& s
     static const std::string sql =
         "SELECT d.id,d.tenant,d.event_id,d.subscription_id,d.status,d.attempts,"
         "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,"
-        "e.id,e.tenant,e.type,e.source,e.subject,e.ordering_key,e.data,e.received_at," +
+        "e.id,e.tenant,e.type,e.source,e.subject,e.ordering_key,e.data,e.received_at,"
+        "e.resources," +
         rules::ReceivesExhausted("d.attempts", "?4") +
         " FROM deliveries d JOIN events e ON e.tenant=d.tenant AND e.id=d.event_id "
         "WHERE d.subscription_id=?1 AND d.next_attempt_at IS NOT NULL AND "
@@ -352,7 +353,7 @@ Result<std::vector<SqliteStore::Leased>> SqliteStore::Lease(const std::string& s
         Leased l;
         l.delivery = ReadDelivery(st, 0);
         l.event = ReadEvent(st, 11);
-        candidates.emplace_back(std::move(l), st.Int(19) != 0);
+        candidates.emplace_back(std::move(l), st.Int(20) != 0);
       }
       if (rc != SQLITE_DONE) return SqlError(writer_.db(), "lease scan");
     }

@@ -144,8 +144,8 @@ class Conn {
   Stmt var(var##_raw)
 
 inline constexpr char kInsertEvent[] =
-    "INSERT INTO events(id,tenant,type,source,subject,ordering_key,data,received_at) "
-    "VALUES(?,?,?,?,?,?,?,?)";
+    "INSERT INTO events(id,tenant,type,source,subject,ordering_key,data,received_at,resources) "
+    "VALUES(?,?,?,?,?,?,?,?,?)";
 inline constexpr char kInsertDelivery[] =
     "INSERT INTO deliveries(id,tenant,event_id,subscription_id,status,next_attempt_at,"
     "created_at,updated_at,ordering_key) VALUES(?,?,?,?,'pending',?,?,?6,?7)";
@@ -163,10 +163,10 @@ inline constexpr char kPutIdem[] =
     "INSERT OR REPLACE INTO idempotency(tenant,key,body_hash,event_id,created_at) "
     "VALUES(?,?,?,?,?)";
 inline constexpr char kGetEvent[] =
-    "SELECT id,tenant,type,source,subject,ordering_key,data,received_at FROM events "
+    "SELECT id,tenant,type,source,subject,ordering_key,data,received_at,resources FROM events "
     "WHERE tenant=? AND id=?";
 inline constexpr char kListEvents[] =
-    "SELECT id,tenant,type,source,subject,ordering_key,data,received_at FROM events "
+    "SELECT id,tenant,type,source,subject,ordering_key,data,received_at,resources FROM events "
     "WHERE tenant=? AND id>? ORDER BY id LIMIT ?";
 
 inline Subscription ReadSubscription(const Stmt& st) {
@@ -218,6 +218,7 @@ inline Event ReadEvent(const Stmt& st, int c = 0) {
   e.ordering_key = st.OptText(c + 5);
   e.data = st.Text(c + 6);
   e.received_at_ms = st.Int(c + 7);
+  e.resources = st.OptText(c + 8);
   return e;
 }
 

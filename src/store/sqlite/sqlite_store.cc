@@ -195,7 +195,7 @@ Status SqliteStore::WriteItems(std::vector<IngestItem*>& items, int64_t now_ms, 
     PREPARE_OR_RETURN(st, writer_, kInsertEvent);
     st.Bind(1, ev.id).Bind(2, ev.tenant).Bind(3, ev.type).Bind(4, ev.source);
     st.Bind(5, ev.subject).Bind(6, ev.ordering_key).Bind(7, ev.data);
-    st.Bind(8, ev.received_at_ms);
+    st.Bind(8, ev.received_at_ms).Bind(9, ev.resources);
     if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "insert event");
     const bool deferred = budget.Defer(*it);  // then only the ordered ones now
     for (size_t k = 0; k < it->subscription_ids.size() && k < it->delivery_ids.size(); ++k) {
