@@ -8,7 +8,7 @@ PREFIX ?= /usr/local
 BOOTSTRAP := bash scripts/bootstrap
 CONFIGURE = cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
 
-.PHONY: all bootstrap build build-tests run test test-asan fuzz fuzz-smoke fuzz-build bench-ingest bench-delivery bench-pull bench-postgres bench-fanout format clean install deb man check-portable
+.PHONY: all bootstrap build build-tests run test test-asan fuzz fuzz-smoke fuzz-build bench-ingest bench-delivery bench-pull bench-postgres bench-fanout bench-aws format clean install deb man check-portable
 
 all: build
 
@@ -106,6 +106,13 @@ bench-ingest: build
 bench-fanout: build
 	@$(BOOTSTRAP) bench
 	bash bench/fanout.sh
+
+# EventBridge PutEvents (10 a call) and an AWS SDK consumer loop (receive 10,
+# delete batch) beside the same work through /v1, in one run (CALLS calls).
+bench-aws: build
+	@$(BOOTSTRAP) test
+	TRIGGERS_AWS_BENCH_CALLS=$${CALLS:-300} /usr/bin/python3 -m unittest -v \
+	  tests.integration.test_aws.SdkTest.test_producer_and_long_polling_consumer_with_throughput
 
 format:
 	@$(BOOTSTRAP) format
