@@ -3,12 +3,19 @@
 # `return 202` in the same run, with the shared 1 KiB workload
 # (../shared/bench/post_event.lua), at 8 and 64 connections.
 # Prints requests/s, p50, p99, the ratio triggers/nginx and the average number
-# of events per group commit. Everything listens on 127.0.0.1 only.
+# of events per group commit. Then batch ingest (POST /v1/events/batch, 500
+# copies of the same 1 KiB event per request) at BATCH_CONNS connections,
+# printed as events/s beside the single-event rps of the same run.
+# Everything listens on 127.0.0.1 only.
+# Env: DURATION (10s), CONNS ("8 64"), BATCH_CONNS ("1 8"; "" skips it),
+# BATCH_ONLY=1 (only nginx and single events at 64 connections as references).
 source "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-"8 64"}
+BATCH_CONNS=${BATCH_CONNS-"1 8"}
+[ "${BATCH_ONLY:-}" = 1 ] && CONNS=64
 start_nginx 202 '{"ok":true}'
-start_triggers
+start_triggers --max-body 1MiB
 KEY=$(make_key '["ingest"]')
 
 run() {  # name url conns
@@ -27,7 +34,22 @@ for c in $CONNS; do
   nr=$(echo "$n" | sed -E 's/.*rps=([0-9.]+).*/\1/')
   tr=$(echo "$t" | sed -E 's/.*rps=([0-9.]+).*/\1/')
   tp99=$(echo "$t" | sed -E 's/.*p99_us=([0-9]+).*/\1/')
+  RPS[$c]=$tr
   python3 -c "print('ratio c=$c triggers/nginx = %.2f  (triggers p99 %.2f ms)' % ($tr/$nr, $tp99/1000))"
+done
+
+# The batch body: {"events":[e,e,...]} with 500 copies of the shared event.
+python3 - "$SHARED/event_1k.json" "$WORK/batch.json" <<'PY'
+import sys
+e = open(sys.argv[1]).read().strip()
+open(sys.argv[2], "w").write('{"events":[' + ",".join([e] * 500) + "]}")
+PY
+for c in $BATCH_CONNS; do
+  out=$(PAYLOAD_FILE="$WORK/batch.json" API_KEY=$KEY wrk -t1 -c"$c" -d"$DURATION" --latency \
+    -s "$SHARED/post_event.lua" "$B/v1/events/batch" | grep '^rps=')
+  echo "triggers batch500 c=$c $out"
+  br=$(echo "$out" | sed -E 's/.*rps=([0-9.]+).*/\1/')
+  python3 -c "print('batch c=$c: %.0f events/s = %.2fx the single-event rps at c=64 (%s)' % ($br*500, $br*500/${RPS[64]:-1}, '${RPS[64]:-?}'))"
 done
 
 kill -TERM $TPID

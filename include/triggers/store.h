@@ -376,9 +376,12 @@ class Store : public EventStore, public SubscriptionStore, public DeliveryQueue,
 };
 
 struct SqliteOptions {
-  std::string path;          // the database file
-  int read_connections = 4;  // pool of readers (WAL allows them beside the writer)
-  int wal_autocheckpoint = 100;
+  std::string path;              // the database file
+  int read_connections = 4;      // pool of readers (WAL allows them beside the writer)
+  int wal_autocheckpoint = 100;  // pages
+  // Checkpoint on a thread of the store's own instead of in the commit that
+  // crosses wal_autocheckpoint (the server; the offline CLI does not need it).
+  bool background_checkpoint = false;
   // Unordered delivery rows one ingest transaction writes at most, and one
   // MaterializeFanout chunk (see EventStore::CommitIngest).
   int64_t fanout_rows_per_commit = 2000;

@@ -116,6 +116,7 @@ Result<std::unique_ptr<store::Store>> OpenServeStore(const Config& cfg) {
   store::SqliteOptions o;
   o.path = cfg.DbPath();
   o.fanout_rows_per_commit = FanoutRowsPerCommit(o.fanout_rows_per_commit);
+  o.background_checkpoint = true;
   return store::OpenSqlite(o);
 }
 

@@ -3,7 +3,10 @@
 // fanout_pending markers (WriteDeferred); MaterializeFanout writes them in
 // chunks of at most the same budget, each its own durable transaction under
 // write_mu_, so other commits run between chunks.
+#include <deque>
+
 #include "store/fanout.h"
+#include "store/sqlite/sqlite_delivery_rows.h"
 #include "store/sqlite/sqlite_internal.h"
 
 namespace triggers::store::sqlite {
@@ -56,6 +59,9 @@ Status SqliteStore::MaterializeOne(int64_t now_ms, int64_t budget, FanoutChunk* 
   // the write lock and dropped its unfinished deliveries, and it is in the
   // past of this transaction.
   std::vector<int8_t> live(subs.size(), -1);
+  // The ids the buffered rows point at (a deque: its strings never move).
+  std::deque<std::string> ids;
+  DeliveryRows rows(writer_);
   for (int64_t i = done; i < end; ++i) {
     const auto [e, s] = FanoutRow(i, events.size(), subs.size());
     if (live[s] < 0) {
@@ -67,13 +73,12 @@ Status SqliteStore::MaterializeOne(int64_t now_ms, int64_t budget, FanoutChunk* 
       if (live[s]) out->subscription_ids.push_back(subs[s]);
     }
     if (!live[s]) continue;
-    const std::string id = fanout_ids_.Next("dlv_", now_ms);
-    PREPARE_OR_RETURN(d, writer_, kInsertDelivery);
-    d.Bind(1, id).Bind(2, tenant).Bind(3, events[e]).Bind(4, subs[s]);
-    d.Bind(5, received_at).Bind(6, now_ms);
-    if (d.Step() != SQLITE_DONE) return SqlError(writer_.db(), "insert fanout delivery");
+    ids.push_back(fanout_ids_.Next("dlv_", now_ms));
+    DeliveryRows::Row row{ids.back(), tenant, events[e], subs[s], received_at, now_ms, false, {}};
+    if (Status a = rows.Add(row); !a.ok()) return a;
     ++out->rows;
   }
+  if (Status f = rows.Flush(); !f.ok()) return f;
   PREPARE_OR_RETURN(up, writer_, end == total ? kDeletePending : kAdvancePending);
   if (end == total) {
     up.Bind(1, seq);

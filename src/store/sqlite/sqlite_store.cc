@@ -3,6 +3,7 @@
 // write_mu_, used by the group-commit writer and the rare admin writes) and a
 // pool of read connections that WAL lets run beside it. This file: opening,
 // migrations, the connection pool, transactions, ingest and events.
+#include "store/sqlite/sqlite_delivery_rows.h"
 #include "store/sqlite/sqlite_internal.h"
 
 namespace triggers::store::sqlite {
@@ -152,6 +153,8 @@ Status SqliteStore::RematchStale(std::vector<IngestItem*>& items, IngestMatcher*
 
 Status SqliteStore::WriteItems(std::vector<IngestItem*>& items, int64_t now_ms, int64_t window_ms) {
   FanoutBudget budget(opts_.fanout_rows_per_commit);
+  // The rows point into the items, which outlive the flush at the end.
+  DeliveryRows deliveries(writer_);
   for (IngestItem* it : items) {
     Event& ev = it->event;
     if (!it->idempotency_key.empty()) {
@@ -201,16 +204,15 @@ Status SqliteStore::WriteItems(std::vector<IngestItem*>& items, int64_t now_ms, 
     for (size_t k = 0; k < it->subscription_ids.size() && k < it->delivery_ids.size(); ++k) {
       const bool ordered = k < it->subscription_ordered.size() && it->subscription_ordered[k];
       if (deferred && !ordered) continue;
-      PREPARE_OR_RETURN(d, writer_, kInsertDelivery);
-      d.Bind(1, it->delivery_ids[k]).Bind(2, ev.tenant).Bind(3, ev.id);
-      d.Bind(4, it->subscription_ids[k]).Bind(5, ev.received_at_ms).Bind(6, now_ms);
-      if (ordered) {
-        d.Bind(7, ev.ordering_key ? std::string_view(*ev.ordering_key) : std::string_view(""));
-      }
-      if (d.Step() != SQLITE_DONE) return SqlError(writer_.db(), "insert delivery");
+      DeliveryRows::Row row{it->delivery_ids[k], ev.tenant, ev.id,   it->subscription_ids[k],
+                            ev.received_at_ms,   now_ms,    ordered, std::string_view("")};
+      // An ordered row without an ordering_key gets '' (NULL: unordered).
+      if (ordered && ev.ordering_key) row.ordering_key = *ev.ordering_key;
+      if (Status s = deliveries.Add(row); !s.ok()) return s;
     }
     it->outcome = IngestItem::Outcome::kCreated;
   }
+  if (Status s = deliveries.Flush(); !s.ok()) return s;
   return WriteDeferred(budget.deferred());
 }
 

@@ -524,6 +524,47 @@ TEST_P(StoreConformance, CommitIngestWritesEventsAndTheirDeliveriesTogether) {
   EXPECT_TRUE(g->attempt_log.empty());
 }
 
+// A commit of many deliveries (the SQLite store writes them with multi-row
+// statements of 64, 8 and 1 rows): every row as given, in commit order, and
+// an ordered subscription's keys (none and "" share one sequence) intact.
+TEST_P(StoreConformance, ManyDeliveriesInOneCommitKeepTheirFieldsAndOrder) {
+  Subscription o = AddSub("webhook", true), u = AddSub();
+  const int n = 75;  // 150 rows: 2 x 64 + 2 x 8 + 6 x 1
+  std::vector<IngestItem> items;
+  for (int i = 0; i < n; ++i) {
+    items.push_back(Item(kTenant, "order.created", 1000));
+    if (i % 3 == 0) items.back().event.ordering_key = "A";
+    if (i % 3 == 1) items.back().event.ordering_key = "";
+    Route(items.back(), o, 1000);
+    Route(items.back(), u, 1000);
+  }
+  ASSERT_OK(Commit(items, 1000));
+  auto all = store_->ListDeliveries(kTenant, {}, Page(1000));
+  ASSERT_OK(all);
+  ASSERT_EQ(all->size(), static_cast<size_t>(2 * n));
+  for (int i = 0; i < n; ++i) {
+    for (int k = 0; k < 2; ++k) {
+      const Delivery& d = (*all)[static_cast<size_t>(2 * i + k)];
+      EXPECT_EQ(d.id, items[static_cast<size_t>(i)].delivery_ids[static_cast<size_t>(k)]);
+      EXPECT_EQ(d.event_id, items[static_cast<size_t>(i)].event.id);
+      EXPECT_EQ(d.subscription_id, k == 0 ? o.id : u.id);
+      EXPECT_EQ(d.status, kDeliveryPending);
+      EXPECT_EQ(d.next_attempt_at_ms, 1000);
+      EXPECT_EQ(d.created_at_ms, 1000);
+    }
+  }
+  std::vector<std::string> every_u;
+  for (const auto& it : items) every_u.push_back(it.delivery_ids[1]);
+  EXPECT_EQ(LeaseIds(u, 2000, 1000), every_u);
+  // Key "A" and the shared no-key sequence: one head each, the first of each.
+  EXPECT_EQ(LeaseIds(o, 2000),
+            (std::vector<std::string>{items[0].delivery_ids[0], items[1].delivery_ids[0]}));
+  Succeed(items[0].delivery_ids[0], 2100);
+  Succeed(items[1].delivery_ids[0], 2100);
+  EXPECT_EQ(LeaseIds(o, 2200),
+            (std::vector<std::string>{items[2].delivery_ids[0], items[3].delivery_ids[0]}));
+}
+
 TEST_P(StoreConformance, AFailedCommitLeavesNothingOfTheBatch) {
   Subscription s = AddSub();
   std::vector<IngestItem> items{Item(kTenant, "t", 1000), Item(kTenant, "t", 1000)};
