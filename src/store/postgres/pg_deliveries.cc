@@ -495,7 +495,7 @@ void PgStore::Notify(pg::Conn& c, const std::string& sub_id) {
 static std::string LeaseSql(bool limited) {
   std::string sql = limited
                         ? "WITH allow AS (SELECT triggers_push_allowance($1,$3::integer," NOW_AT(
-                              "$2") ") AS n), c AS ("
+                              "$2") ") AS n), c0 AS ("
                         : "WITH c AS (";
   sql +=
       "SELECT d.id AS did, d.seq AS dseq, d.next_attempt_at AS dnat, "
@@ -504,9 +504,12 @@ static std::string LeaseSql(bool limited) {
       "e.received_at AS e_received FROM deliveries d JOIN events e ON e.tenant=d.tenant AND "
       "e.id=d.event_id WHERE d.subscription_id=$1 AND d.next_attempt_at IS NOT NULL AND "
       "d.next_attempt_at<=" NOW_AT("$2") " AND " +
-      rules::Admissible("d") + " ORDER BY " + rules::CandidateOrder("d") + " LIMIT " +
-      (limited ? "(SELECT n FROM allow)" : "$3") +
-      " FOR UPDATE OF d SKIP LOCKED), "
+      rules::Admissible("d") + " ORDER BY " + rules::CandidateOrder("d") +
+      " LIMIT $3 FOR UPDATE OF d SKIP LOCKED), " +
+      // The allowance trims what was locked (unlocked at commit): a LIMIT
+      // the planner cannot see would make it plan for 10% of the backlog
+      // (a sequential scan of deliveries per lease).
+      (limited ? "c AS (SELECT * FROM c0 ORDER BY dnat, dseq LIMIT (SELECT n FROM allow)), " : "") +
       "dead AS (UPDATE deliveries d SET " +
       rules::SetDeadMaxReceives(NOW_AT("$2")) + " FROM c WHERE d.id=c.did AND " +
       rules::ReceivesExhausted("c.datt", "$5") +
