@@ -77,6 +77,8 @@ machine_line
 echo "postgres: $($PGBIN/postgres --version), fsync=on, synchronous_commit=on, private cluster on 127.0.0.1"
 echo "workload: $SHARED/post_event.lua (1 KiB event), wrk -d$DURATION, $CONNS connections in total"
 
+# ONLY=drain: the delivery drain alone (comparing two binaries' drain).
+if [ "${ONLY:-}" != drain ]; then
 start_nginx 202 '{"ok":true}'
 NGINX_INGEST=$NPORT
 KEY=unused
@@ -113,6 +115,7 @@ PY
 psql -q "$DB2" -c "CREATE SEQUENCE pgb" >/dev/null
 "$PGBIN/pgbench" -n -M prepared -c "$CONNS" -j 2 -T "${DURATION%s}" -f "$WORK/insert.sql" "$DB2" \
   2>/dev/null | grep -E "^tps|latency average" | sed 's/^/pgbench insert (same row, same table, c='"$CONNS"'): /'
+fi
 
 # --- deliveries per second, 1 and 2 nodes --------------------------------------
 # A backlog of BACKLOG events (the shared 1 KiB event's data) with a pending

@@ -215,7 +215,7 @@ class MultiNodeTests(ServerTestCase):
         rcv = self.receiver(n1, n2)
         rcv.ok("/a", delay=0.05)
         key = make_key(n1, unique_tenant("mn"), ["ingest", "read", "manage"])["key"]
-        # max_in_flight is per node: 4 each, so neither node takes everything at once
+        # max_in_flight 4 across both nodes, so neither takes everything at once
         self.subscribe(n1, key, rcv.url("/a"), event_types=["mn.*"], max_in_flight=4)
         self.wait_routed(n2, key, rcv, "/a", "mn.probe")
 

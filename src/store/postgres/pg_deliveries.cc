@@ -194,13 +194,13 @@ Result<int64_t> PgStore::CreateMissingDeliveries(const std::string& tenant,
 
 Result<std::vector<PgStore::Leased>> PgStore::LeaseDue(const std::string& sub_id, int64_t now_ms,
                                                        int max, int64_t lease_until_ms) {
-  return Lease(sub_id, now_ms, max, lease_until_ms, rules::PushLease());
+  return Lease(sub_id, now_ms, max, lease_until_ms, rules::PushLease(), true);
 }
 
 Result<std::vector<PgStore::Leased>> PgStore::Receive(const std::string& sub_id, int64_t now_ms,
                                                       int max, int64_t visible_again_ms,
                                                       int max_receives) {
-  return Lease(sub_id, now_ms, max, visible_again_ms, rules::PullLease(max_receives));
+  return Lease(sub_id, now_ms, max, visible_again_ms, rules::PullLease(max_receives), false);
 }
 
 Result<std::vector<PgStore::ReceiptResult>> PgStore::Settle(
@@ -248,6 +248,32 @@ Result<std::vector<PgStore::ReceiptResult>> PgStore::Settle(
   return out;
 }
 
+// The circuit breaker shared by the nodes (the rules of
+// delivery::CircuitBreaker with its default options: 10 consecutive
+// failures open it for 5 s, a failed probe re-opens it for twice as long, at
+// most 10 min; any success closes it). Per subscription, the recorded
+// outcomes of one batch: `ok` when one succeeded, and the failures after the
+// last success. A success on a clean row writes nothing (the common case);
+// a subscription without a row (never leased through triggers_push_allowance)
+// has no shared breaker yet.
+#define BRK_NOW NOW_AT("$9")
+static const std::string kBreaker =
+    "b AS (SELECT sub, bool_or(status='succeeded') AS ok, count(*) FILTER (WHERE "
+    "status<>'succeeded' AND ord>coalesce(last_ok,0)) AS fails FROM (SELECT m.sub, m.status, "
+    "m.ord, max(m.ord) FILTER (WHERE m.status='succeeded') OVER (PARTITION BY m.sub) AS last_ok "
+    "FROM mine m) x GROUP BY sub ORDER BY sub), "
+    "brk AS (UPDATE subscription_limits l SET (failures,open_until,cooldown_ms,probe_until)="
+    "(SELECT CASE WHEN t.opens THEN 0 WHEN t.o0=0 THEN t.f0+b.fails ELSE t.f0 END, CASE WHEN "
+    "t.opens THEN " BRK_NOW
+    "+t.c0 ELSE t.o0 END, CASE WHEN t.opens THEN least(t.c0*2,600000) ELSE t.c0 END, CASE WHEN "
+    "t.opens THEN 0 ELSE t.p0 END FROM (SELECT s0.*, b.fails>0 AND ((s0.o0=0 AND "
+    "s0.f0+b.fails>=10) OR (s0.o0>0 AND s0.p0>0)) AS opens FROM (SELECT CASE WHEN b.ok THEN 0 "
+    "ELSE l.failures END AS f0, CASE WHEN b.ok THEN 0 ELSE l.open_until END AS o0, CASE WHEN "
+    "b.ok THEN 5000 ELSE l.cooldown_ms END AS c0, CASE WHEN b.ok THEN 0 ELSE l.probe_until END "
+    "AS p0) s0) t) FROM b WHERE l.subscription_id=b.sub AND (b.fails>0 OR l.failures<>0 OR "
+    "l.open_until<>0)), ";
+#undef BRK_NOW
+
 Status PgStore::RecordAttempts(const std::vector<AttemptResult>& results, int64_t now_ms) {
   if (results.empty()) return Status::Ok();
   // One row per delivery per statement (the last outcome wins if a batch
@@ -283,13 +309,15 @@ Status PgStore::RecordAttempts(const std::vector<AttemptResult>& results, int64_
   }
   CONN_OR_RETURN(c);
   // Rows whose lease is no longer ours are left out of both the attempt
-  // log and the update (the rows are locked first, so the check holds).
+  // log and the update (the rows are locked first, so the check holds). The
+  // breakers of the subscriptions move in the same statement (kBreaker).
   static const std::string kRecord =
       std::string("WITH r AS (SELECT * FROM unnest($1::text[],$2::text[],$3::bigint[],$4::bigint[],"
-      "$5::integer[],$6::bigint[],$7::text[],$8::text[],$10::text[]) AS "
-      "r(id,status,nat,at,code,lat,err,snip,lease)), "
-      "mine AS (SELECT r.*, d.attempts FROM r JOIN deliveries d ON d.id=r.id WHERE ") +
-      rules::OutcomeAdmitted("r.lease", "d.") + " FOR UPDATE OF d), "
+      "$5::integer[],$6::bigint[],$7::text[],$8::text[],$10::text[]) WITH ORDINALITY AS "
+      "r(id,status,nat,at,code,lat,err,snip,lease,ord)), "
+      "mine AS (SELECT r.*, d.attempts, d.subscription_id AS sub FROM r JOIN deliveries d ON "
+      "d.id=r.id WHERE ") +
+      rules::OutcomeAdmitted("r.lease", "d.") + " FOR UPDATE OF d), " + kBreaker +
       "a AS (INSERT INTO delivery_attempts(delivery_id,n,at,status_code,latency_ms,error,"
       "response_snippet) SELECT id,attempts+1,at,code,lat,err,snip FROM mine "
       "ON CONFLICT(delivery_id,n) DO UPDATE SET at=EXCLUDED.at,"
@@ -450,25 +478,38 @@ void PgStore::Notify(pg::Conn& c, const std::string& sub_id) {
   (void)c.Run(kNotify, Params().Add(sub_id));
 }
 
-// Leases due deliveries of one subscription, shared safely between nodes:
-// candidates are locked with SKIP LOCKED, so two nodes never take the same
-// row; ordered deliveries (with an ordering_key) are taken only when no
-// earlier unfinished delivery of the same key exists. With max_receives > 0
-// (pull) each gets a fresh receipt and counts a receive; one already
-// received max_receives times goes dead instead (store/delivery_rules.h).
-Result<std::vector<PgStore::Leased>> PgStore::Lease(const std::string& sub_id, int64_t now_ms,
-                                                    int max, int64_t lease_until_ms,
-                                                    const rules::LeasePolicy& policy) {
-  CONN_OR_RETURN(c);
-  static const std::string kLease =
-      "WITH c AS (SELECT d.id AS did, d.seq AS dseq, d.next_attempt_at AS dnat, "
+// The lease statement. Candidates are locked with SKIP LOCKED, so two nodes
+// never take the same row; ordered deliveries (with an ordering_key) are
+// taken only when no earlier unfinished delivery of the same key exists.
+// With max_receives > 0 (pull) each gets a fresh receipt and counts a
+// receive; one already received max_receives times goes dead instead
+// (store/delivery_rules.h).
+//
+// `limited` (push): the subscription's limits hold across every node on the
+// database (docs/design.md, "Limits across nodes"). triggers_push_allowance
+// (migration 0007) takes the subscription's limiter lock, which serialises
+// the leases of one subscription until commit, and says how many it may
+// take: max_in_flight less the unexpired leases (counted in a snapshot taken
+// after the lock), the breaker, the tokens. The same statement spends a token
+// per delivery taken and marks the half-open probe as out: one round trip.
+static std::string LeaseSql(bool limited) {
+  std::string sql = limited
+                        ? "WITH allow AS (SELECT triggers_push_allowance($1,$3::integer," NOW_AT(
+                              "$2") ") AS n), c0 AS ("
+                        : "WITH c AS (";
+  sql +=
+      "SELECT d.id AS did, d.seq AS dseq, d.next_attempt_at AS dnat, "
       "d.attempts AS datt, e.id AS e_id, e.tenant AS e_tenant, e.type AS e_type, "
       "e.source AS e_source, e.subject AS e_subject, e.ordering_key AS e_okey, e.data AS e_data, "
       "e.received_at AS e_received, e.resources AS e_resources FROM deliveries d JOIN events e ON e.tenant=d.tenant AND "
       "e.id=d.event_id WHERE d.subscription_id=$1 AND d.next_attempt_at IS NOT NULL AND "
       "d.next_attempt_at<=" NOW_AT("$2") " AND " +
       rules::Admissible("d") + " ORDER BY " + rules::CandidateOrder("d") +
-      " LIMIT $3 FOR UPDATE OF d SKIP LOCKED), "
+      " LIMIT $3 FOR UPDATE OF d SKIP LOCKED), " +
+      // The allowance trims what was locked (unlocked at commit): a LIMIT
+      // the planner cannot see would make it plan for 10% of the backlog
+      // (a sequential scan of deliveries per lease).
+      (limited ? "c AS (SELECT * FROM c0 ORDER BY dnat, dseq LIMIT (SELECT n FROM allow)), " : "") +
       "dead AS (UPDATE deliveries d SET " +
       rules::SetDeadMaxReceives(NOW_AT("$2")) + " FROM c WHERE d.id=c.did AND " +
       rules::ReceivesExhausted("c.datt", "$5") +
@@ -481,16 +522,42 @@ Result<std::vector<PgStore::Leased>> PgStore::Lease(const std::string& sub_id, i
                                                         "d.id=c.did AND NOT " +
       rules::ReceivesExhausted("c.datt", "$5") +
       " RETURNING d.id,d.tenant,d.event_id,d.subscription_id,d.status,d.attempts,"
-      "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,d.receipt) "
+      "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,d.receipt) ";
+  if (limited) {
+    // A token per delivery taken (the interval in whole µs, as the
+    // allowance computes it); the probe is out until its lease ends.
+#define NOW_US "(" NOW_AT("$2") "*1000)"
+    sql +=
+        ", lim AS (INSERT INTO subscription_limits AS l(subscription_id,tat_us) SELECT $1," NOW_US
+        "+CASE WHEN s.rate_limit_per_s>0 THEN k.n*ceil(1e6/s.rate_limit_per_s)::bigint ELSE 0 END "
+        "FROM (SELECT count(*) AS n FROM up) k JOIN subscriptions s ON s.id=$1 WHERE k.n>0 "
+        "ON CONFLICT(subscription_id) DO UPDATE SET tat_us=CASE WHEN EXCLUDED.tat_us>" NOW_US
+        " THEN greatest(l.tat_us," NOW_US ")+EXCLUDED.tat_us-" NOW_US
+        " ELSE l.tat_us END, probe_until=CASE WHEN l.open_until>0 THEN " NOW_AT(
+            "$2") "+$4::bigint ELSE l.probe_until END) ";
+#undef NOW_US
+  }
+  sql +=
       "SELECT up.*, c.e_id, c.e_tenant, c.e_type, c.e_source, c.e_subject, c.e_okey, c.e_data, "
       "c.e_received, c.e_resources FROM up JOIN c ON c.did=up.id ORDER BY c.dnat, c.dseq";
-  ROWS_OR_RETURN(r, c->Run(kLease.c_str(), Params()
-                                               .Add(sub_id)
-                                               .AddOrNull(opts_.database_clock, now_ms)
-                                               .Add(max)
-                                               .Add(lease_until_ms - now_ms)  // the lease's length
-                                               .Add(policy.max_receives)
-                                               .Add(policy.receive_increment)));
+  return sql;
+}
+
+Result<std::vector<PgStore::Leased>> PgStore::Lease(const std::string& sub_id, int64_t now_ms,
+                                                    int max, int64_t lease_until_ms,
+                                                    const rules::LeasePolicy& policy,
+                                                    bool limited) {
+  CONN_OR_RETURN(c);
+  static const std::string kLease = LeaseSql(false);
+  static const std::string kLimitedLease = LeaseSql(true);
+  ROWS_OR_RETURN(r, c->Run(limited ? kLimitedLease.c_str() : kLease.c_str(),
+                           Params()
+                               .Add(sub_id)
+                               .AddOrNull(opts_.database_clock, now_ms)
+                               .Add(max)
+                               .Add(lease_until_ms - now_ms)  // the lease's length
+                               .Add(policy.max_receives)
+                               .Add(policy.receive_increment)));
   std::vector<Leased> out;
   out.reserve(static_cast<size_t>(r.size()));
   for (int i = 0; i < r.size(); ++i) {

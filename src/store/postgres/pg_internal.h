@@ -375,9 +375,11 @@ class PgStore final : public Store {
   // row; ordered deliveries (with an ordering_key) are taken only when no
   // earlier unfinished delivery of the same key exists. With max_receives > 0
   // (pull) each gets a fresh receipt and counts a receive; one already
-  // received max_receives times goes dead instead.
+  // received max_receives times goes dead instead. `limited` (push): within
+  // the subscription's limits shared by every node (see LeaseSql).
   Result<std::vector<Leased>> Lease(const std::string& sub_id, int64_t now_ms, int max,
-                                    int64_t lease_until_ms, const rules::LeasePolicy& policy);
+                                    int64_t lease_until_ms, const rules::LeasePolicy& policy,
+                                    bool limited);
 
   // Folds the delivery count deltas into delivery_counts (migration 0003).
   Status FoldDeliveryCounts(pg::Conn& c);

@@ -236,6 +236,9 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
     s.event_types_json = R"(["*"])";
     s.secret = "whsec_" + core::Base64(core::RandomBytes(24));
     s.ordered = ordered;
+    // The API's largest: PostgreSQL leases within it (LimitsHoldAcrossNodes
+    // tests that); the other tests lease more at once.
+    s.max_in_flight = 1000;
     s.created_at_ms = now;
     s.updated_at_ms = now;
     return s;
@@ -1763,9 +1766,19 @@ TEST_P(StoreConformance, DeliveryStatsCountsEveryState) {
 
 // The maintained counts start from the rows a store already holds: a store
 // taken back to the schema before them (as an older version left it) is
-// migrated again on open: the schema is taken back to before the counts
-// migration (sqlite 0008, postgres 0005), later migrations undone too
-// (0009/0006: events.resources).
+// migrated again on open: the schema is taken back to just before the counts
+// migration (sqlite 0008, postgres 0005), the later migrations undone too
+// (sqlite 0009, postgres 0006: events.resources; postgres 0007: the limits)
+// and applied again.
+// The schema version just before PostgreSQL's counts migration.
+static size_t CountsMigrationIndex() {
+  for (size_t i = 0; i < store::kPostgresMigrationsCount; ++i) {
+    if (std::string(store::kPostgresMigrations[i].name) == "0005_delivery_counts.sql") return i;
+  }
+  ADD_FAILURE() << "no counts migration";
+  return 0;
+}
+
 TEST_P(StoreConformance, TheCountsMigrationStartsFromTheExistingRows) {
   Subscription s = AddSub();
   Ingested a = Ingest({&s}, 1000);
@@ -1793,7 +1806,10 @@ TEST_P(StoreConformance, TheCountsMigrationStartsFromTheExistingRows) {
                      "ON deliveries; DROP FUNCTION deliveries_count_insert(), "
                      "deliveries_count_update(), deliveries_count_delete(); DROP TABLE "
                      "delivery_counts, delivery_count_deltas; ALTER TABLE events DROP COLUMN "
-                     "resources; UPDATE triggers_schema SET version=4"),
+                     "resources; DROP FUNCTION triggers_push_allowance(text, integer, bigint); "
+                     "DROP INDEX deliveries_in_flight; DROP TABLE subscription_limits; UPDATE "
+                     "triggers_schema SET version=" +
+                         std::to_string(CountsMigrationIndex())),
               "");
     PQfinish(c);
   }
@@ -2458,6 +2474,93 @@ TEST_P(StoreConformance, SeveralStoresShareOneNewDatabase) {
   auto again = nodes[0]->LeaseDue(s.id, 2000, 10, 2000 + kLease);
   ASSERT_OK(again);
   EXPECT_TRUE(again->empty());  // leased by another node
+}
+
+// PostgreSQL keeps a webhook subscription's limits in the database, so they
+// hold across the nodes sharing it (two stores here); SQLite has one process
+// and the dispatcher keeps them in memory (these tests skip it).
+constexpr const char kInMemoryLimits[] = "one process owns the embedded store: limits in memory";
+
+TEST_P(StoreConformance, MaxInFlightCountsEveryNodesUnexpiredLeases) {
+  if (GetParam() != Backend::kPostgres) GTEST_SKIP() << kInMemoryLimits;
+  auto other = OpenAt(target_);
+  ASSERT_OK(other);
+  Store& node2 = *other.value();
+  Subscription s = NewSub(kTenant, 500);
+  s.max_in_flight = 3;
+  ASSERT_OK(store_->CreateSubscription(s));
+  for (int i = 0; i < 10; ++i) Ingest({&s}, 1000 + i);
+  EXPECT_EQ(LeaseIds(s, 2000, 2).size(), 2u);
+  auto b = node2.LeaseDue(s.id, 2000, 10, 2000 + kLease);
+  ASSERT_OK(b);
+  EXPECT_EQ(b->size(), 1u);  // 3 - the 2 node 1 holds
+  EXPECT_TRUE(LeaseIds(s, 2000).empty());
+  // An outcome frees a slot, for any node.
+  Succeed((*b)[0].delivery.id, 2100);
+  b = node2.LeaseDue(s.id, 2200, 10, 2200 + kLease);
+  ASSERT_OK(b);
+  EXPECT_EQ(b->size(), 1u);
+  // Expired leases hold no slot (a node that died): all 3 again.
+  EXPECT_EQ(LeaseIds(s, 2200 + kLease + 1).size(), 3u);
+}
+
+TEST_P(StoreConformance, RateLimitIsOneBucketForEveryNode) {
+  if (GetParam() != Backend::kPostgres) GTEST_SKIP() << kInMemoryLimits;
+  auto other = OpenAt(target_);
+  ASSERT_OK(other);
+  Store& node2 = *other.value();
+  Subscription s = NewSub(kTenant, 500);
+  s.rate_limit_per_s = 2;  // burst 2, a token every 500 ms
+  ASSERT_OK(store_->CreateSubscription(s));
+  for (int i = 0; i < 20; ++i) Ingest({&s}, 1000 + i);
+  auto lease2 = [&](int64_t now) {
+    auto r = node2.LeaseDue(s.id, now, 10, now + kLease);
+    EXPECT_OK(r);
+    return r.ok() ? r->size() : size_t{99};
+  };
+  EXPECT_EQ(LeaseIds(s, 2000).size(), 2u);  // the full bucket
+  EXPECT_EQ(lease2(2000), 0u);
+  EXPECT_EQ(lease2(2499), 0u);
+  EXPECT_EQ(LeaseIds(s, 2500).size(), 1u);
+  EXPECT_EQ(lease2(3000), 1u);
+  EXPECT_EQ(lease2(9000), 2u);  // refilled up to the burst, not beyond
+  EXPECT_EQ(LeaseIds(s, 9000).size(), 0u);
+}
+
+TEST_P(StoreConformance, BreakerOpenedByOneNodesFailuresStopsTheOther) {
+  if (GetParam() != Backend::kPostgres) GTEST_SKIP() << kInMemoryLimits;
+  auto other = OpenAt(target_);
+  ASSERT_OK(other);
+  Store& node2 = *other.value();
+  Subscription s = AddSub();
+  for (int i = 0; i < 30; ++i) Ingest({&s}, 1000 + i);
+  auto lease2 = [&](int64_t now) {
+    auto r = node2.LeaseDue(s.id, now, 10, now + kLease);
+    EXPECT_OK(r);
+    return r.ok() ? DeliveryIds(*r) : std::vector<std::string>{};
+  };
+  auto fail_all = [&](const std::vector<std::string>& ids, int64_t now) {
+    std::vector<Store::AttemptResult> out;
+    for (const auto& id : ids) out.push_back(Outcome(id, kDeliveryRetrying, now, 500, now));
+    ASSERT_OK(store_->RecordAttempts(out, now));
+  };
+  auto first = LeaseIds(s, 2000, 9);
+  ASSERT_EQ(first.size(), 9u);
+  fail_all(first, 2100);  // 9 failures: still closed
+  auto tenth = lease2(2200);
+  ASSERT_FALSE(tenth.empty());
+  fail_all({tenth[0]}, 2300);  // the 10th, seen by node 2: open for 5 s
+  EXPECT_TRUE(LeaseIds(s, 2400).empty());
+  EXPECT_TRUE(lease2(7299).empty());
+  auto probe = LeaseIds(s, 7300);  // half-open: one probe, for one node only
+  ASSERT_EQ(probe.size(), 1u);
+  EXPECT_TRUE(lease2(7300).empty());
+  fail_all(probe, 7400);  // the probe failed: open for 10 s
+  EXPECT_TRUE(lease2(17399).empty());
+  probe = lease2(17400);
+  ASSERT_EQ(probe.size(), 1u);
+  Succeed(probe[0], 17500);  // closed again
+  EXPECT_EQ(LeaseIds(s, 17600, 5).size(), 5u);
 }
 
 TEST_P(StoreConformance, ConcurrentLeasesNeverHandOutADeliveryTwice) {
