@@ -399,12 +399,31 @@ class SqliteStore final : public Store {
   Status WriteTxn(bool bookkeeping, F&& body) {
     Status s = bookkeeping ? BeginBookkeeping() : writer_.Exec("BEGIN IMMEDIATE");
     if (!s.ok()) return s;
+    count_deltas_.clear();
     s = body();
+    if (s.ok()) s = FlushCounts();
     if (s.ok()) s = writer_.Exec("COMMIT");
     if (!s.ok()) writer_.Exec("ROLLBACK");
+    count_deltas_.clear();
     if (bookkeeping) EndBookkeeping();
     return s;
   }
+
+  // delivery_counts follows inserts and deletes through the triggers of
+  // migration 0008; status changes are counted here instead (migration 0009
+  // dropped the per-row update trigger: two counter statements per changed
+  // row were the largest cost of a lease and of an outcome). Every UPDATE of
+  // deliveries.status runs inside WriteTxn and reports what it changed, `n`
+  // rows of `tenant` from `from` to `to`; WriteTxn writes the sums just
+  // before its COMMIT, so the counts change atomically with the rows.
+  void CountMove(std::string_view tenant, std::string_view from, std::string_view to,
+                 int64_t n = 1) {
+    if (from == to || n == 0) return;
+    AddCount(tenant, from, -n);
+    AddCount(tenant, to, n);
+  }
+  void AddCount(std::string_view tenant, std::string_view status, int64_t n);
+  Status FlushCounts();
 
   static void BindSubscription(Stmt& st, const Subscription& s);
 
@@ -445,6 +464,12 @@ class SqliteStore final : public Store {
   // Pending fan-out may exist (true at open: a crash may have left some).
   std::atomic<bool> fanout_maybe_{true};
   core::UlidGenerator fanout_ids_;  // under write_mu_
+  struct CountDelta {
+    std::string tenant;
+    std::string status;
+    int64_t n = 0;
+  };
+  std::vector<CountDelta> count_deltas_;  // the open write transaction's (under write_mu_)
 };
 
 }  // namespace triggers::store::sqlite
