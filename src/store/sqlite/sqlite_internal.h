@@ -118,6 +118,18 @@ class Conn {
     }
     return Status::Ok();
   }
+  // A fixed statement (BEGIN, COMMIT, a PRAGMA; a string literal) run from
+  // the statement cache: sqlite3_exec parsed each again for every transaction,
+  // four times per delivery bookkeeping transaction.
+  Status Run(const char* literal) {
+    Status status;
+    sqlite3_stmt* s = Prepare(literal, &status);
+    if (!s) return status;
+    const int rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) status = SqlError(db_, "exec");
+    sqlite3_reset(s);
+    return status;
+  }
   // Returns nullptr (and sets *status) when the statement cannot be prepared.
   sqlite3_stmt* Prepare(const char* sql, Status* status) {
     auto it = cache_.find(sql);
@@ -382,7 +394,7 @@ class SqliteStore final : public Store {
   Status BeginBookkeeping();
   // Back to FULL; if even that fails, the writer connection must not be used
   // for durable commits: CommitIngest checks `durable_` and answers 503.
-  void EndBookkeeping() { durable_ = writer_.Exec("PRAGMA synchronous=FULL").ok(); }
+  void EndBookkeeping() { durable_ = writer_.Run("PRAGMA synchronous=FULL").ok(); }
 
   // Leases due deliveries of one subscription. Ordered deliveries (with an
   // ordering_key) are taken only when no earlier unfinished delivery of the
@@ -397,13 +409,13 @@ class SqliteStore final : public Store {
   // otherwise. `bookkeeping`: without its own fsync (see BeginBookkeeping).
   template <typename F>
   Status WriteTxn(bool bookkeeping, F&& body) {
-    Status s = bookkeeping ? BeginBookkeeping() : writer_.Exec("BEGIN IMMEDIATE");
+    Status s = bookkeeping ? BeginBookkeeping() : writer_.Run("BEGIN IMMEDIATE");
     if (!s.ok()) return s;
     count_deltas_.clear();
     s = body();
     if (s.ok()) s = FlushCounts();
-    if (s.ok()) s = writer_.Exec("COMMIT");
-    if (!s.ok()) writer_.Exec("ROLLBACK");
+    if (s.ok()) s = writer_.Run("COMMIT");
+    if (!s.ok()) writer_.Run("ROLLBACK");
     count_deltas_.clear();
     if (bookkeeping) EndBookkeeping();
     return s;

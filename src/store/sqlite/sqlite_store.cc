@@ -144,8 +144,8 @@ Status SqliteStore::FlushCounts() {
 }
 
 Status SqliteStore::BeginBookkeeping() {
-  if (Status s = writer_.Exec("PRAGMA synchronous=NORMAL"); !s.ok()) return s;
-  Status s = writer_.Exec("BEGIN IMMEDIATE");
+  if (Status s = writer_.Run("PRAGMA synchronous=NORMAL"); !s.ok()) return s;
+  Status s = writer_.Run("BEGIN IMMEDIATE");
   if (!s.ok()) EndBookkeeping();
   return s;
 }
