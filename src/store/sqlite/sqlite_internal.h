@@ -422,7 +422,7 @@ class SqliteStore final : public Store {
   }
 
   // delivery_counts follows inserts and deletes through the triggers of
-  // migration 0008; status changes are counted here instead (migration 0009
+  // migration 0008; status changes are counted here instead (migration 0010
   // dropped the per-row update trigger: two counter statements per changed
   // row were the largest cost of a lease and of an outcome). Every UPDATE of
   // deliveries.status runs inside WriteTxn and reports what it changed, `n`
