@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "delivery/ssrf.h"
 
@@ -18,6 +19,7 @@ namespace {
 
 constexpr size_t kSnippetBytes = 1024;
 constexpr size_t kMaxResponseBytes = 64 * 1024;  // read at most this much, then cut
+constexpr size_t kSpareHandles = 256;            // finished easy handles kept for reuse
 
 struct Transfer {
   HttpRequest request;
@@ -106,11 +108,15 @@ class CurlSender final : public HttpSender {
     t->request = std::move(request);
     t->done = std::move(done);
     bool refused = false;
+    bool wake = false;
     {
       std::lock_guard lock(mu_);
       refused = stopping_;
       if (!refused) {
         in_flight_.fetch_add(1);
+        // Only the first of a burst wakes the thread (a syscall each): the
+        // rest are taken with it, the queue is swapped out whole.
+        wake = incoming_.empty();
         incoming_.push_back(std::move(t));
       }
     }
@@ -120,7 +126,7 @@ class CurlSender final : public HttpSender {
       t->done(std::move(o));
       return;
     }
-    curl_multi_wakeup(multi_);
+    if (wake) curl_multi_wakeup(multi_);
   }
 
   size_t in_flight() const override { return in_flight_.load(); }
@@ -133,6 +139,8 @@ class CurlSender final : public HttpSender {
     }
     curl_multi_wakeup(multi_);
     if (thread_.joinable()) thread_.join();
+    for (CURL* e : spare_) curl_easy_cleanup(e);
+    spare_.clear();
     if (multi_) {
       curl_multi_cleanup(multi_);
       multi_ = nullptr;
@@ -141,7 +149,16 @@ class CurlSender final : public HttpSender {
 
  private:
   void Start(std::unique_ptr<Transfer> t) {
-    CURL* e = curl_easy_init();
+    // A finished transfer's handle is reset and reused: a new one costs
+    // allocations (and buffers) that dominated this thread's malloc time.
+    CURL* e = nullptr;
+    if (!spare_.empty()) {
+      e = spare_.back();
+      spare_.pop_back();
+      curl_easy_reset(e);
+    } else {
+      e = curl_easy_init();
+    }
     t->easy = e;
     t->allow_private = opts_.allow_private_destinations;
     t->start = std::chrono::steady_clock::now();
@@ -208,7 +225,11 @@ class CurlSender final : public HttpSender {
   // Frees the transfer and reports its outcome (sender thread only).
   void Complete(Transfer* t, HttpOutcome o) {
     curl_multi_remove_handle(multi_, t->easy);
-    curl_easy_cleanup(t->easy);
+    if (spare_.size() < kSpareHandles) {
+      spare_.push_back(t->easy);
+    } else {
+      curl_easy_cleanup(t->easy);
+    }
     curl_slist_free_all(t->headers);
     auto done = std::move(t->done);
     live_.erase(t);
@@ -256,6 +277,7 @@ class CurlSender final : public HttpSender {
   bool stopping_ = false;
   std::atomic<size_t> in_flight_{0};
   std::unordered_map<Transfer*, std::unique_ptr<Transfer>> live_;  // sender thread only
+  std::vector<CURL*> spare_;  // finished handles to reuse (sender thread only)
   std::thread thread_;
 };
 

@@ -181,11 +181,15 @@ void Dispatcher::Send(const CompiledSubscription& sub, store::Store::Leased work
   leased_[work.delivery.id] = Held{sub.sub.id, sub.sub.tenant, work.receipt};
   auto w = std::make_shared<store::Store::Leased>(std::move(work));
   sender_->Send(std::move(req), [this, w](HttpOutcome o) {
+    bool first;
     {
       std::lock_guard lock(mu_);
+      first = done_.empty();
       done_.push_back(Outcome{std::move(*w), std::move(o), clock_->NowMs()});
     }
-    cv_.notify_one();
+    // Only the first outcome of a batch wakes the dispatcher: it takes
+    // them all at once, and a futex wake per outcome cost as much.
+    if (first) cv_.notify_one();
   });
 }
 

@@ -68,21 +68,25 @@ Result<Delivery> SqliteStore::GetDelivery(const std::string& tenant, const std::
 Status SqliteStore::RetryDelivery(const std::string& tenant, const std::string& id,
                                   int64_t now_ms) {
   std::lock_guard lock(write_mu_);
-  PREPARE_OR_RETURN(
-      get, writer_,
-      "SELECT d.status, s.deleted_at IS NULL AND s.id IS NOT NULL FROM deliveries d "
-      "LEFT JOIN subscriptions s ON s.id=d.subscription_id WHERE d.id=? AND d.tenant=?");
-  get.Bind(1, id).Bind(2, tenant);
-  int rc = get.Step();
-  if (rc == SQLITE_DONE) return Status::NotFound("delivery not found");
-  if (rc != SQLITE_ROW) return SqlError(writer_.db(), "retry delivery");
-  if (Status s = rules::CheckRetry(get.Text(0), get.Int(1) != 0); !s.ok()) return s;
-  static const std::string sql =
-      "UPDATE deliveries SET " + rules::SetRequeued("?1") + " WHERE id=?2";
-  PREPARE_OR_RETURN(st, writer_, sql.c_str());
-  st.Bind(1, now_ms).Bind(2, id);
-  if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "retry delivery");
-  return Status::Ok();
+  return WriteTxn(false, [&]() -> Status {
+    PREPARE_OR_RETURN(
+        get, writer_,
+        "SELECT d.status, s.deleted_at IS NULL AND s.id IS NOT NULL FROM deliveries d "
+        "LEFT JOIN subscriptions s ON s.id=d.subscription_id WHERE d.id=? AND d.tenant=?");
+    get.Bind(1, id).Bind(2, tenant);
+    int rc = get.Step();
+    if (rc == SQLITE_DONE) return Status::NotFound("delivery not found");
+    if (rc != SQLITE_ROW) return SqlError(writer_.db(), "retry delivery");
+    const std::string was = get.Text(0);
+    if (Status s = rules::CheckRetry(was, get.Int(1) != 0); !s.ok()) return s;
+    static const std::string sql =
+        "UPDATE deliveries SET " + rules::SetRequeued("?1") + " WHERE id=?2";
+    PREPARE_OR_RETURN(st, writer_, sql.c_str());
+    st.Bind(1, now_ms).Bind(2, id);
+    if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "retry delivery");
+    CountMove(tenant, was, kDeliveryPending, sqlite3_changes(writer_.db()));
+    return Status::Ok();
+  });
 }
 
 Result<int64_t> SqliteStore::RequeueDead(const std::string& tenant, const std::string& sub_id,
@@ -94,10 +98,17 @@ Result<int64_t> SqliteStore::RequeueDead(const std::string& tenant, const std::s
       " WHERE tenant=?2 AND subscription_id=?3 AND status='dead' AND event_id>=?4 AND "
       "event_id<=?5 AND EXISTS (SELECT 1 FROM subscriptions s WHERE s.id=?3 AND s.tenant=?2 AND "
       "s.deleted_at IS NULL)";
-  PREPARE_OR_RETURN(st, writer_, sql.c_str());
-  st.Bind(1, now_ms).Bind(2, tenant).Bind(3, sub_id).Bind(4, min_id).Bind(5, max_id);
-  if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "requeue dead");
-  return static_cast<int64_t>(sqlite3_changes(writer_.db()));
+  int64_t changed = 0;
+  Status s = WriteTxn(false, [&]() -> Status {
+    PREPARE_OR_RETURN(st, writer_, sql.c_str());
+    st.Bind(1, now_ms).Bind(2, tenant).Bind(3, sub_id).Bind(4, min_id).Bind(5, max_id);
+    if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "requeue dead");
+    changed = sqlite3_changes(writer_.db());
+    CountMove(tenant, kDeliveryDead, kDeliveryPending, changed);
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return changed;
 }
 
 Result<int64_t> SqliteStore::CreateMissingDeliveries(const std::string& tenant,
@@ -148,12 +159,13 @@ Result<std::vector<SqliteStore::ReceiptResult>> SqliteStore::Settle(
   std::lock_guard lock(write_mu_);
   std::vector<ReceiptResult> out;
   // Only the live receipt of an unexpired lease settles the message.
+  // (RETURNING: the tenant whose counts move, in_flight -> the new state.)
   static const std::string ack_sql = "UPDATE deliveries SET " + rules::SetAcked("?3") +
                                      " WHERE id=?1 AND subscription_id=?2 AND " +
-                                     rules::LiveUnder("?4", "?3");
+                                     rules::LiveUnder("?4", "?3") + " RETURNING tenant";
   static const std::string nack_sql = "UPDATE deliveries SET " + rules::SetNacked("?5", "?3") +
                                       " WHERE id=?1 AND subscription_id=?2 AND " +
-                                      rules::LiveUnder("?4", "?3");
+                                      rules::LiveUnder("?4", "?3") + " RETURNING tenant";
   Status s = WriteTxn(true, [&]() -> Status {
     for (const auto& receipt : receipts) {
       ReceiptResult rr;
@@ -165,8 +177,12 @@ Result<std::vector<SqliteStore::ReceiptResult>> SqliteStore::Settle(
         PREPARE_OR_RETURN(up, writer_, (ack ? ack_sql : nack_sql).c_str());
         up.Bind(1, id).Bind(2, sub_id).Bind(3, now_ms).Bind(4, receipt);
         if (!ack) up.Bind(5, visible_at_ms);
-        if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "settle");
-        changed = sqlite3_changes(writer_.db()) > 0;
+        int rc = up.Step();
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW) return SqlError(writer_.db(), "settle");
+        changed = rc == SQLITE_ROW;
+        if (changed) {
+          CountMove(up.Text(0), kDeliveryInFlight, ack ? kDeliverySucceeded : kDeliveryRetrying);
+        }
       }
       bool exists = changed;
       if (!changed) {
@@ -191,33 +207,45 @@ Status SqliteStore::RecordAttempts(const std::vector<AttemptResult>& results, in
   std::lock_guard lock(write_mu_);
   Status s = WriteTxn(true, [&]() -> Status {
     for (const auto& r : results) {
+      // The row, only while the outcome's lease holds it (else: dropped).
+      static const std::string get_sql =
+          "SELECT seq, tenant, status, attempts FROM deliveries WHERE id=?1 AND " +
+          rules::OutcomeAdmitted("?2");
+      int64_t seq = 0, attempts = 0;
+      std::string tenant, was;
       {
-        static const std::string sql =
-            "INSERT OR REPLACE INTO delivery_attempts(delivery_id,n,at,status_code,latency_ms,"
-            "error,response_snippet) SELECT ?1, attempts+1, ?2, ?3, ?4, ?5, ?6 FROM deliveries "
-            "WHERE id=?1 AND " +
-            rules::OutcomeAdmitted("?7");
-        PREPARE_OR_RETURN(ins, writer_, sql.c_str());
-        ins.Bind(1, r.delivery_id).Bind(2, r.attempt.at_ms).Bind(3, r.attempt.status_code);
-        ins.Bind(4, r.attempt.latency_ms).Bind(5, r.attempt.error);
-        ins.Bind(6, r.attempt.response_snippet).Bind(7, r.lease_token);
+        PREPARE_OR_RETURN(get, writer_, get_sql.c_str());
+        get.Bind(1, r.delivery_id).Bind(2, r.lease_token);
+        int rc = get.Step();
+        if (rc == SQLITE_DONE) continue;
+        if (rc != SQLITE_ROW) return SqlError(writer_.db(), "record attempt");
+        seq = get.Int(0);
+        tenant = get.Text(1);
+        was = get.Text(2);
+        attempts = get.Int(3);
+      }
+      {
+        PREPARE_OR_RETURN(ins, writer_,
+                          "INSERT OR REPLACE INTO delivery_attempts(delivery_id,n,at,status_code,"
+                          "latency_ms,error,response_snippet) VALUES(?1,?2,?3,?4,?5,?6,?7)");
+        ins.Bind(1, r.delivery_id).Bind(2, attempts + 1).Bind(3, r.attempt.at_ms);
+        ins.Bind(4, r.attempt.status_code).Bind(5, r.attempt.latency_ms);
+        ins.Bind(6, r.attempt.error).Bind(7, r.attempt.response_snippet);
         if (ins.Step() != SQLITE_DONE) return SqlError(writer_.db(), "record attempt");
       }
       const bool finished = r.status == kDeliverySucceeded || r.status == kDeliveryDead;
-      static const std::string sql =
-          "UPDATE deliveries SET status=?2, attempts=attempts+1, next_attempt_at=?3, "
-          "last_error=?4, last_status_code=?5, updated_at=?6 WHERE id=?1 AND " +
-          rules::OutcomeAdmitted("?7");
-      PREPARE_OR_RETURN(up, writer_, sql.c_str());
-      up.Bind(1, r.delivery_id).Bind(2, r.status);
+      PREPARE_OR_RETURN(up, writer_,
+                        "UPDATE deliveries SET status=?2, attempts=attempts+1, next_attempt_at=?3, "
+                        "last_error=?4, last_status_code=?5, updated_at=?6 WHERE seq=?1");
+      up.Bind(1, seq).Bind(2, r.status);
       if (finished) {
         sqlite3_bind_null(up.raw(), 3);
       } else {
         up.Bind(3, r.next_attempt_at_ms);
       }
       up.Bind(4, r.attempt.error).Bind(5, r.attempt.status_code).Bind(6, now_ms);
-      up.Bind(7, r.lease_token);
       if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "record attempt");
+      CountMove(tenant, was, r.status);
     }
     return Status::Ok();
   });
@@ -255,10 +283,13 @@ Status SqliteStore::ReleaseLeases(const std::vector<LeaseRef>& leases, int64_t n
   Status s = WriteTxn(true, [&]() -> Status {
     for (const auto& l : leases) {
       static const std::string sql = "UPDATE deliveries SET " + rules::SetReleased("?1") +
-                                     " WHERE id=?2 AND " + rules::HeldUnder("?3");
+                                     " WHERE id=?2 AND " + rules::HeldUnder("?3") +
+                                     " RETURNING tenant, status";
       PREPARE_OR_RETURN(up, writer_, sql.c_str());
       up.Bind(1, now_ms).Bind(2, l.delivery_id).Bind(3, l.token);
-      if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "release");
+      int rc = up.Step();
+      if (rc != SQLITE_DONE && rc != SQLITE_ROW) return SqlError(writer_.db(), "release");
+      if (rc == SQLITE_ROW) CountMove(up.Text(0), kDeliveryInFlight, up.Text(1));
     }
     return Status::Ok();
   });
@@ -336,14 +367,19 @@ Result<std::vector<SqliteStore::Leased>> SqliteStore::Lease(const std::string& s
         "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,"
         "e.id,e.tenant,e.type,e.source,e.subject,e.ordering_key,e.data,e.received_at,"
         "e.resources," +
-        rules::ReceivesExhausted("d.attempts", "?4") +
+        rules::ReceivesExhausted("d.attempts", "?4") + ",d.seq" +
         " FROM deliveries d JOIN events e ON e.tenant=d.tenant AND e.id=d.event_id "
         "WHERE d.subscription_id=?1 AND d.next_attempt_at IS NOT NULL AND "
         "d.next_attempt_at<=?2 AND " +
         rules::Admissible("d") + " ORDER BY " + rules::CandidateOrder("d") + " LIMIT ?3";
     static const std::string dead_sql =
-        "UPDATE deliveries SET " + rules::SetDeadMaxReceives("?1") + " WHERE id=?2";
-    std::vector<std::pair<Leased, bool>> candidates;  // (candidate, receives exhausted)
+        "UPDATE deliveries SET " + rules::SetDeadMaxReceives("?1") + " WHERE seq=?2";
+    struct Candidate {
+      Leased l;
+      bool exhausted;  // receives exhausted: goes dead
+      int64_t seq;
+    };
+    std::vector<Candidate> candidates;
     {
       PREPARE_OR_RETURN(st, writer_, sql.c_str());
       st.Bind(1, sub_id).Bind(2, now_ms).Bind(3, static_cast<int64_t>(max + 16));
@@ -353,16 +389,17 @@ Result<std::vector<SqliteStore::Leased>> SqliteStore::Lease(const std::string& s
         Leased l;
         l.delivery = ReadDelivery(st, 0);
         l.event = ReadEvent(st, 11);
-        candidates.emplace_back(std::move(l), st.Int(20) != 0);
+        candidates.push_back({std::move(l), st.Int(20) != 0, st.Int(21)});
       }
       if (rc != SQLITE_DONE) return SqlError(writer_.db(), "lease scan");
     }
-    for (auto& [l, exhausted] : candidates) {
+    for (auto& [l, exhausted, seq] : candidates) {
       if (static_cast<int>(out.size()) >= max) break;
       if (exhausted) {
         PREPARE_OR_RETURN(dead, writer_, dead_sql.c_str());
-        dead.Bind(1, now_ms).Bind(2, l.delivery.id);
+        dead.Bind(1, now_ms).Bind(2, seq);
         if (dead.Step() != SQLITE_DONE) return SqlError(writer_.db(), "dead");
+        CountMove(l.delivery.tenant, l.delivery.status, kDeliveryDead);
         continue;
       }
       // A fresh token for every lease (the pull receipt).
@@ -370,10 +407,11 @@ Result<std::vector<SqliteStore::Leased>> SqliteStore::Lease(const std::string& s
       l.delivery.attempts += static_cast<int>(policy.receive_increment);
       PREPARE_OR_RETURN(up, writer_,
                         "UPDATE deliveries SET status='in_flight', next_attempt_at=?1, "
-                        "updated_at=?2, receipt=?3, attempts=attempts+?4 WHERE id=?5");
+                        "updated_at=?2, receipt=?3, attempts=attempts+?4 WHERE seq=?5");
       up.Bind(1, lease_until_ms).Bind(2, now_ms).Bind(3, l.receipt);
-      up.Bind(4, policy.receive_increment).Bind(5, l.delivery.id);
+      up.Bind(4, policy.receive_increment).Bind(5, seq);
       if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "lease");
+      CountMove(l.delivery.tenant, l.delivery.status, kDeliveryInFlight);
       out.push_back(std::move(l));
     }
     return Status::Ok();

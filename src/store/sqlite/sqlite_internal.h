@@ -119,6 +119,18 @@ class Conn {
     }
     return Status::Ok();
   }
+  // A fixed statement (BEGIN, COMMIT, a PRAGMA; a string literal) run from
+  // the statement cache: sqlite3_exec parsed each again for every transaction,
+  // four times per delivery bookkeeping transaction.
+  Status Run(const char* literal) {
+    Status status;
+    sqlite3_stmt* s = Prepare(literal, &status);
+    if (!s) return status;
+    const int rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) status = SqlError(db_, "exec");
+    sqlite3_reset(s);
+    return status;
+  }
   // Returns nullptr (and sets *status) when the statement cannot be prepared.
   sqlite3_stmt* Prepare(const char* sql, Status* status) {
     auto it = cache_.find(sql);
@@ -389,7 +401,7 @@ class SqliteStore final : public Store {
   Status BeginBookkeeping();
   // Back to FULL; if even that fails, the writer connection must not be used
   // for durable commits: CommitIngest checks `durable_` and answers 503.
-  void EndBookkeeping() { durable_ = writer_.Exec("PRAGMA synchronous=FULL").ok(); }
+  void EndBookkeeping() { durable_ = writer_.Run("PRAGMA synchronous=FULL").ok(); }
 
   // Leases due deliveries of one subscription. Ordered deliveries (with an
   // ordering_key) are taken only when no earlier unfinished delivery of the
@@ -404,14 +416,33 @@ class SqliteStore final : public Store {
   // otherwise. `bookkeeping`: without its own fsync (see BeginBookkeeping).
   template <typename F>
   Status WriteTxn(bool bookkeeping, F&& body) {
-    Status s = bookkeeping ? BeginBookkeeping() : writer_.Exec("BEGIN IMMEDIATE");
+    Status s = bookkeeping ? BeginBookkeeping() : writer_.Run("BEGIN IMMEDIATE");
     if (!s.ok()) return s;
+    count_deltas_.clear();
     s = body();
-    if (s.ok()) s = writer_.Exec("COMMIT");
-    if (!s.ok()) writer_.Exec("ROLLBACK");
+    if (s.ok()) s = FlushCounts();
+    if (s.ok()) s = writer_.Run("COMMIT");
+    if (!s.ok()) writer_.Run("ROLLBACK");
+    count_deltas_.clear();
     if (bookkeeping) EndBookkeeping();
     return s;
   }
+
+  // delivery_counts follows inserts and deletes through the triggers of
+  // migration 0008; status changes are counted here instead (migration 0010
+  // dropped the per-row update trigger: two counter statements per changed
+  // row were the largest cost of a lease and of an outcome). Every UPDATE of
+  // deliveries.status runs inside WriteTxn and reports what it changed, `n`
+  // rows of `tenant` from `from` to `to`; WriteTxn writes the sums just
+  // before its COMMIT, so the counts change atomically with the rows.
+  void CountMove(std::string_view tenant, std::string_view from, std::string_view to,
+                 int64_t n = 1) {
+    if (from == to || n == 0) return;
+    AddCount(tenant, from, -n);
+    AddCount(tenant, to, n);
+  }
+  void AddCount(std::string_view tenant, std::string_view status, int64_t n);
+  Status FlushCounts();
 
   static void BindSubscription(Stmt& st, const Subscription& s);
 
@@ -467,6 +498,12 @@ class SqliteStore final : public Store {
   // Pending fan-out may exist (true at open: a crash may have left some).
   std::atomic<bool> fanout_maybe_{true};
   core::UlidGenerator fanout_ids_;  // under write_mu_
+  struct CountDelta {
+    std::string tenant;
+    std::string status;
+    int64_t n = 0;
+  };
+  std::vector<CountDelta> count_deltas_;  // the open write transaction's (under write_mu_)
 };
 
 }  // namespace triggers::store::sqlite

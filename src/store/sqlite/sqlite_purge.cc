@@ -94,14 +94,26 @@ Result<int64_t> SqliteStore::PurgeOrphansChunk(int64_t now_ms, int limit) {
   std::lock_guard lock(write_mu_);
   int64_t changed = 0;
   Status s = WriteTxn(true, [&]() -> Status {
-    static const std::string sql = "UPDATE deliveries SET " + rules::SetDeadOrphan("?1") +
-                                   " WHERE seq=?2 AND " + rules::IsOrphan("deliveries");
+    // The state it leaves (for the counts), then the change.
+    static const std::string get_sql =
+        "SELECT tenant, status FROM deliveries d WHERE seq=?1 AND " + rules::IsOrphan("d");
+    static const std::string sql =
+        "UPDATE deliveries SET " + rules::SetDeadOrphan("?1") + " WHERE seq=?2";
+    PREPARE_OR_RETURN(get, writer_, get_sql.c_str());
     PREPARE_OR_RETURN(up, writer_, sql.c_str());
     for (int64_t seq : candidates) {
-      up.Bind(1, now_ms).Bind(2, seq);
-      if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "purge orphans");
-      changed += sqlite3_changes(writer_.db());
-      sqlite3_reset(up.raw());
+      get.Bind(1, seq);
+      int rc = get.Step();
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError(writer_.db(), "purge orphans");
+      if (rc == SQLITE_ROW) {
+        const std::string tenant = get.Text(0), was = get.Text(1);
+        up.Bind(1, now_ms).Bind(2, seq);
+        if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "purge orphans");
+        changed += sqlite3_changes(writer_.db());
+        CountMove(tenant, was, kDeliveryDead, sqlite3_changes(writer_.db()));
+        sqlite3_reset(up.raw());
+      }
+      sqlite3_reset(get.raw());
     }
     return Status::Ok();
   });

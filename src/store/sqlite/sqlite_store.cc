@@ -121,9 +121,32 @@ void SqliteStore::Return(std::unique_ptr<Conn> c) {
 // fsync: the next durable commit (any ingest) syncs it, and losing the last
 // few of these in a power cut only means a delivery is attempted again,
 // which at-least-once allows. Events and their deliveries stay FULL.
+void SqliteStore::AddCount(std::string_view tenant, std::string_view status, int64_t n) {
+  // A transaction touches a few (tenant, status) pairs: a linear search.
+  for (auto& d : count_deltas_) {
+    if (d.tenant == tenant && d.status == status) {
+      d.n += n;
+      return;
+    }
+  }
+  count_deltas_.push_back({std::string(tenant), std::string(status), n});
+}
+
+Status SqliteStore::FlushCounts() {
+  for (const auto& d : count_deltas_) {
+    if (d.n == 0) continue;
+    PREPARE_OR_RETURN(st, writer_,
+                      "INSERT INTO delivery_counts(tenant,status,n) VALUES(?1,?2,?3) "
+                      "ON CONFLICT(tenant,status) DO UPDATE SET n=n+excluded.n");
+    st.Bind(1, d.tenant).Bind(2, d.status).Bind(3, d.n);
+    if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "delivery counts");
+  }
+  return Status::Ok();
+}
+
 Status SqliteStore::BeginBookkeeping() {
-  if (Status s = writer_.Exec("PRAGMA synchronous=NORMAL"); !s.ok()) return s;
-  Status s = writer_.Exec("BEGIN IMMEDIATE");
+  if (Status s = writer_.Run("PRAGMA synchronous=NORMAL"); !s.ok()) return s;
+  Status s = writer_.Run("BEGIN IMMEDIATE");
   if (!s.ok()) EndBookkeeping();
   return s;
 }

@@ -1768,8 +1768,8 @@ TEST_P(StoreConformance, DeliveryStatsCountsEveryState) {
 // taken back to the schema before them (as an older version left it) is
 // migrated again on open: the schema is taken back to just before the counts
 // migration (sqlite 0008, postgres 0005), the later migrations undone too
-// (sqlite 0009, postgres 0006: events.resources; postgres 0007: the limits)
-// and applied again.
+// (sqlite 0009: events.resources, 0010: drops 0008's update trigger;
+// postgres 0006: events.resources, 0007: the limits) and applied again.
 // The schema version just before PostgreSQL's counts migration.
 static size_t CountsMigrationIndex() {
   for (size_t i = 0; i < store::kPostgresMigrationsCount; ++i) {
@@ -1791,9 +1791,8 @@ TEST_P(StoreConformance, TheCountsMigrationStartsFromTheExistingRows) {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(target_.c_str(), &db), SQLITE_OK);
     const std::string sql =
-        "DROP TRIGGER deliveries_count_insert; DROP TRIGGER deliveries_count_update; DROP TRIGGER "
-        "deliveries_count_delete; DROP TABLE delivery_counts; ALTER TABLE events DROP COLUMN "
-        "resources; PRAGMA user_version=7;";
+        "DROP TRIGGER deliveries_count_insert; DROP TRIGGER deliveries_count_delete; DROP TABLE "
+        "delivery_counts; ALTER TABLE events DROP COLUMN resources; PRAGMA user_version=7;";
     EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
         << sqlite3_errmsg(db);
     sqlite3_close(db);
