@@ -8,7 +8,8 @@
 # long the batch took to be answered and until every delivery existed.
 # UNBOUNDED=1 adds the same run on a server whose commits are not bounded
 # (TRIGGERS_TEST_FANOUT_ROWS_PER_COMMIT huge: every row in the batch's commit,
-# as before the bound). Everything listens on 127.0.0.1 only.
+# as before the bound). ROWS="500 1000" adds a round per rows-per-commit value;
+# HANGING=0 skips bench/fanout_hanging.sh. Everything listens on 127.0.0.1 only.
 source "$(dirname "$0")/lib.sh"
 SUBS=${SUBS:-1000}
 EVENTS=${EVENTS:-500}
@@ -59,9 +60,13 @@ machine_line
 echo "workload: one tenant posts one batch of $EVENTS events to $SUBS catch-all pull subscriptions;"
 echo "          another posts single 1 KiB events, wrk -t2 -c$CONNS -d${DURATION}s ($SHARED/post_event.lua)"
 round bounded
+# ROWS="500 1000": more rounds, each with that many rows per commit.
+for r in ${ROWS:-}; do
+  round "rows=$r" TRIGGERS_TEST_FANOUT_ROWS_PER_COMMIT=$r
+done
 if [ "${UNBOUNDED:-0}" = 1 ]; then
   round unbounded TRIGGERS_TEST_FANOUT_ROWS_PER_COMMIT=1000000000
 fi
-if [ -f "$ROOT/bench/fanout_hanging.sh" ]; then
+if [ "${HANGING:-1}" = 1 ] && [ -f "$ROOT/bench/fanout_hanging.sh" ]; then
   bash "$ROOT/bench/fanout_hanging.sh"
 fi
