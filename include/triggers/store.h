@@ -406,6 +406,11 @@ struct PostgresOptions {
   bool database_clock = true;
   // As SqliteOptions::fanout_rows_per_commit.
   int64_t fanout_rows_per_commit = 2000;
+  // This node across restarts (serve: host name and data directory), or
+  // empty. Push leases carry it; on open, the in-flight leases carrying it
+  // are returned (its previous process died holding them): they count
+  // against max_in_flight for every node until they run out otherwise.
+  std::string node_id;
 };
 
 // Connects, applies pending migrations under an advisory lock (several nodes

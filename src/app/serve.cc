@@ -98,10 +98,26 @@ int64_t FanoutRowsPerCommit(int64_t dflt) {
   return p && std::atoll(p) > 0 ? std::atoll(p) : dflt;
 }
 
-Result<std::unique_ptr<store::Store>> OpenPostgresStore(const Config& cfg) {
+// This node across restarts: its host and data directory (one `triggers
+// serve` per data directory). A restarted node returns the leases its
+// previous process held.
+std::string ServeNodeId(const Config& cfg) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) return "";
+  char* real = ::realpath(cfg.data_dir.c_str(), nullptr);
+  if (!real) return "";
+  std::string id = std::string(host) + ":" + real;
+  ::free(real);
+  return id;
+}
+
+// `node_id`: set by `triggers serve` only (PostgresOptions::node_id).
+Result<std::unique_ptr<store::Store>> OpenPostgresStore(const Config& cfg,
+                                                        const std::string& node_id = "") {
   store::PostgresOptions o;
   o.url = cfg.postgres_url;
   o.pool_size = cfg.postgres_pool;
+  o.node_id = node_id;
   o.fanout_rows_per_commit = FanoutRowsPerCommit(o.fanout_rows_per_commit);
   return store::OpenPostgres(o);
 }
@@ -110,7 +126,7 @@ Result<std::unique_ptr<store::Store>> OpenPostgresStore(const Config& cfg) {
 // SQLite, locked): triggers.db is created 0600 if missing (SQLite gives its
 // -wal and -shm the same mode), then opened and migrated.
 Result<std::unique_ptr<store::Store>> OpenServeStore(const Config& cfg) {
-  if (cfg.store == "postgres") return OpenPostgresStore(cfg);
+  if (cfg.store == "postgres") return OpenPostgresStore(cfg, ServeNodeId(cfg));
   bool created = false;
   if (Status s = CreatePrivateFile(cfg.DbPath(), &created); !s.ok()) return s;
   store::SqliteOptions o;

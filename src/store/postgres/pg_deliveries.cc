@@ -518,8 +518,8 @@ static std::string LeaseSql(bool limited) {
           "$2") "+$4::bigint, updated_at=" NOW_AT("$2") ", attempts=d.attempts+$6::bigint, receipt="
                                                         "d.id||'.'||left(replace(gen_random_uuid()::"
                                                         "text,'-',''),12)||left(replace(gen_random_"
-                                                        "uuid()::text,'-',''),12) FROM c WHERE "
-                                                        "d.id=c.did AND NOT " +
+                                                        "uuid()::text,'-',''),12)" +
+      std::string(limited ? ", lease_node=$7" : "") + " FROM c WHERE d.id=c.did AND NOT " +
       rules::ReceivesExhausted("c.datt", "$5") +
       " RETURNING d.id,d.tenant,d.event_id,d.subscription_id,d.status,d.attempts,"
       "d.next_attempt_at,d.last_error,d.last_status_code,d.created_at,d.updated_at,d.receipt) ";
@@ -550,14 +550,16 @@ Result<std::vector<PgStore::Leased>> PgStore::Lease(const std::string& sub_id, i
   CONN_OR_RETURN(c);
   static const std::string kLease = LeaseSql(false);
   static const std::string kLimitedLease = LeaseSql(true);
-  ROWS_OR_RETURN(r, c->Run(limited ? kLimitedLease.c_str() : kLease.c_str(),
-                           Params()
-                               .Add(sub_id)
-                               .AddOrNull(opts_.database_clock, now_ms)
-                               .Add(max)
-                               .Add(lease_until_ms - now_ms)  // the lease's length
-                               .Add(policy.max_receives)
-                               .Add(policy.receive_increment)));
+  Params p;
+  p.Add(sub_id)
+      .AddOrNull(opts_.database_clock, now_ms)
+      .Add(max)
+      .Add(lease_until_ms - now_ms)  // the lease's length
+      .Add(policy.max_receives)
+      .Add(policy.receive_increment);
+  if (limited && opts_.node_id.empty()) p.Null();
+  if (limited && !opts_.node_id.empty()) p.Add(opts_.node_id);
+  ROWS_OR_RETURN(r, c->Run(limited ? kLimitedLease.c_str() : kLease.c_str(), p));
   std::vector<Leased> out;
   out.reserve(static_cast<size_t>(r.size()));
   for (int i = 0; i < r.size(); ++i) {

@@ -15,7 +15,7 @@ namespace triggers::store::postgres {
 
 Status PgStore::Init() {
   CONN_OR_RETURN(c);
-  return c->Txn(false, [&]() -> Status {
+  Status st = c->Txn(false, [&]() -> Status {
     Params lock;
     lock.Add(kMigrationLock);
     static const char kLock[] = "SELECT pg_advisory_xact_lock($1)";
@@ -44,6 +44,14 @@ Status PgStore::Init() {
     }
     return Status::Ok();
   });
+  if (!st.ok() || opts_.node_id.empty()) return st;
+  // This node's previous process died holding these leases (it would have
+  // returned them on a clean stop): its attempts ended with it, and their
+  // slots would stay taken for every node until the leases ran out.
+  static const std::string kReturn = "UPDATE deliveries SET " + rules::SetReleased(DBNOW) +
+                                     " WHERE status='in_flight' AND lease_node=$1";
+  auto r = c->Run(kReturn.c_str(), Params().Add(opts_.node_id));
+  return r.ok() ? Status::Ok() : r.status();
 }
 
 Status PgStore::Ping() {

@@ -14,6 +14,11 @@ CREATE TABLE subscription_limits(
   probe_until bigint NOT NULL DEFAULT 0     -- half-open: the probe's lease end; 0: no probe taken
 );
 
+-- The node that holds a push lease (PostgresOptions::node_id): restarted,
+-- it returns the leases its killed predecessor held, whose slots would
+-- otherwise stay taken until those leases run out.
+ALTER TABLE deliveries ADD COLUMN lease_node text;
+
 -- The leases a subscription holds, counted on every lease without walking
 -- its future retries.
 CREATE INDEX deliveries_in_flight ON deliveries(subscription_id, next_attempt_at)
