@@ -48,7 +48,9 @@ Status PgStore::Init() {
   // This node's previous process died holding these leases (it would have
   // returned them on a clean stop): its attempts ended with it, and their
   // slots would stay taken for every node until the leases ran out.
-  static const std::string kReturn = "UPDATE deliveries SET " + rules::SetReleased(DBNOW) +
+  // Due again from when they were leased (updated_at), on whatever clock
+  // the leases were taken by.
+  static const std::string kReturn = "UPDATE deliveries SET " + rules::SetReleased("updated_at") +
                                      " WHERE status='in_flight' AND lease_node=$1";
   auto r = c->Run(kReturn.c_str(), Params().Add(opts_.node_id));
   return r.ok() ? Status::Ok() : r.status();

@@ -1806,8 +1806,9 @@ TEST_P(StoreConformance, TheCountsMigrationStartsFromTheExistingRows) {
                      "deliveries_count_update(), deliveries_count_delete(); DROP TABLE "
                      "delivery_counts, delivery_count_deltas; ALTER TABLE events DROP COLUMN "
                      "resources; DROP FUNCTION triggers_push_allowance(text, integer, bigint); "
-                     "DROP INDEX deliveries_in_flight; DROP TABLE subscription_limits; UPDATE "
-                     "triggers_schema SET version=" +
+                     "DROP INDEX deliveries_in_flight; DROP TABLE subscription_limits; ALTER "
+                     "TABLE deliveries DROP COLUMN lease_node; UPDATE triggers_schema SET "
+                     "version=" +
                          std::to_string(CountsMigrationIndex())),
               "");
     PQfinish(c);
@@ -2501,6 +2502,34 @@ TEST_P(StoreConformance, MaxInFlightCountsEveryNodesUnexpiredLeases) {
   EXPECT_EQ(b->size(), 1u);
   // Expired leases hold no slot (a node that died): all 3 again.
   EXPECT_EQ(LeaseIds(s, 2200 + kLease + 1).size(), 3u);
+}
+
+// A node started again (same node_id) returns the leases its killed
+// process held: their slots are free at once, not when the leases run out.
+TEST_P(StoreConformance, ARestartedNodeReturnsItsPredecessorsLeases) {
+  if (GetParam() != Backend::kPostgres) GTEST_SKIP() << kInMemoryLimits;
+  PostgresOptions o;
+  o.url = target_;
+  o.listen = false;
+  o.database_clock = false;
+  o.node_id = "host:/var/lib/triggers-1";
+  auto first = OpenPostgres(o);
+  ASSERT_OK(first);
+  Subscription s = NewSub(kTenant, 500);
+  s.max_in_flight = 2;
+  ASSERT_OK(store_->CreateSubscription(s));
+  for (int i = 0; i < 5; ++i) Ingest({&s}, 1000 + i);
+  auto held = first.value()->LeaseDue(s.id, 2000, 10, 2000 + kLease);
+  ASSERT_OK(held);
+  ASSERT_EQ(held->size(), 2u);
+  EXPECT_TRUE(LeaseIds(s, 2000).empty());  // another node: no slot
+  first.value().reset();                   // (killed: nothing returned)
+  auto other = o;
+  other.node_id = "host:/var/lib/triggers-2";
+  ASSERT_OK(OpenPostgres(other));  // another node's start returns nothing
+  EXPECT_TRUE(LeaseIds(s, 2000).empty());
+  ASSERT_OK(OpenPostgres(o));  // the same node again
+  EXPECT_EQ(LeaseIds(s, 2000).size(), 2u);
 }
 
 TEST_P(StoreConformance, RateLimitIsOneBucketForEveryNode) {
