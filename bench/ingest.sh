@@ -8,7 +8,8 @@
 # printed as events/s beside the single-event rps of the same run.
 # Everything listens on 127.0.0.1 only.
 # Env: DURATION (10s), CONNS ("8 64"), BATCH_CONNS ("1 8"; "" skips it),
-# BATCH_ONLY=1 (only nginx and single events at 64 connections as references).
+# BATCH_ONLY=1 (only nginx and single events at 64 connections as references),
+# GROW_RUNS (0; see below).
 source "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-"8 64"}
@@ -36,6 +37,14 @@ for c in $CONNS; do
   tp99=$(echo "$t" | sed -E 's/.*p99_us=([0-9]+).*/\1/')
   RPS[$c]=$tr
   python3 -c "print('ratio c=$c triggers/nginx = %.2f  (triggers p99 %.2f ms)' % ($tr/$nr, $tp99/1000))"
+done
+
+# GROW_RUNS=N: N more back-to-back runs of triggers at 64 connections on the
+# same data dir (ingest as the store grows), each with the store's size after it.
+for i in $(seq 1 "${GROW_RUNS:-0}"); do
+  g=$(run triggers "$B/v1/events" 64)
+  size=$(du -cb "$WORK"/data/triggers.db* | tail -1 | cut -f1)
+  echo "grow run $i: $g store=$(python3 -c "print('%.2f GB' % ($size/1e9))")"
 done
 
 # The batch body: {"events":[e,e,...]} with 500 copies of the shared event.
