@@ -6,6 +6,8 @@
 # of events per group commit. Then batch ingest (POST /v1/events/batch, 500
 # copies of the same 1 KiB event per request) at BATCH_CONNS connections,
 # printed as events/s beside the single-event rps of the same run.
+# The server's memory is sampled every 0.5 s from /proc/<pid>/status during
+# all of it and printed at the end (VmRSS min/max, VmHWM).
 # Everything listens on 127.0.0.1 only.
 # Env: DURATION (10s), CONNS ("8 64"), BATCH_CONNS ("1 8"; "" skips it),
 # BATCH_ONLY=1 (only nginx and single events at 64 connections as references),
@@ -18,6 +20,12 @@ BATCH_CONNS=${BATCH_CONNS-"1 8"}
 start_nginx 202 '{"ok":true}'
 start_triggers --max-body 1MiB
 KEY=$(make_key '["ingest"]')
+# VmRSS in KiB every 0.5 s while the server runs (stopped with the others).
+(while kill -0 $TPID 2>/dev/null; do
+  awk '/^VmRSS/{print $2}' /proc/$TPID/status 2>/dev/null
+  sleep 0.5
+done > "$WORK/rss.txt") &
+PIDS+=($!)
 
 run() {  # name url conns
   API_KEY=$KEY wrk -t2 -c"$3" -d"$DURATION" --latency -s "$SHARED/post_event.lua" "$2" |
@@ -61,6 +69,13 @@ for c in $BATCH_CONNS; do
   python3 -c "print('batch c=$c: %.0f events/s = %.2fx the single-event rps at c=64 (%s)' % ($br*500, $br*500/${RPS[64]:-1}, '${RPS[64]:-?}'))"
 done
 
+HWM=$(awk '/^VmHWM/{print $2}' /proc/$TPID/status)
+python3 - "$WORK/rss.txt" "$HWM" <<'PY'
+import sys
+v = [int(x) for x in open(sys.argv[1]).read().split()]
+print("RSS: VmRSS %.1f-%.1f MiB over %d samples (0.5 s apart), VmHWM %.1f MiB" %
+      (min(v) / 1024, max(v) / 1024, len(v), int(sys.argv[2]) / 1024))
+PY
 kill -TERM $TPID
 wait $TPID || true
 python3 - "$WORK/triggers.log" <<'PY'
@@ -71,6 +86,7 @@ for line in open(sys.argv[1]):
     except ValueError:
         continue
     if o.get("msg") == "stopped":
-        c, e = o["ingest_commits"], o["ingest_events"]
-        print("group commit: %d events in %d commits = %.1f events per commit" % (e, c, e / max(c, 1)))
+        c, e, ms = o["ingest_commits"], o["ingest_events"], o["ingest_commit_ms"]
+        print("group commit: %d events in %d commits = %.1f events per commit, %.2f ms per commit"
+              % (e, c, e / max(c, 1), ms / max(c, 1)))
 PY
