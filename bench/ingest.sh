@@ -27,6 +27,11 @@ KEY=$(make_key '["ingest"]')
 done > "$WORK/rss.txt") &
 PIDS+=($!)
 
+# The server's CPU time (user+sys, clock ticks) so far: per request it is
+# less sensitive than the rate to what else the VM is doing.
+TICKS=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$TPID/stat"; }
+
 run() {  # name url conns
   API_KEY=$KEY wrk -t2 -c"$3" -d"$DURATION" --latency -s "$SHARED/post_event.lua" "$2" |
     grep '^rps=' | sed "s/^/$1 c=$3 /"
@@ -37,14 +42,16 @@ echo "workload: $SHARED/post_event.lua (1 KiB event), wrk -t2 -d$DURATION"
 declare -A RPS P99
 for c in $CONNS; do
   n=$(run nginx "http://127.0.0.1:$NPORT/v1/events" "$c")
+  t0=$(cpu_ticks)
   t=$(run triggers "$B/v1/events" "$c")
+  t1=$(cpu_ticks)
   echo "$n"
   echo "$t"
   nr=$(echo "$n" | sed -E 's/.*rps=([0-9.]+).*/\1/')
   tr=$(echo "$t" | sed -E 's/.*rps=([0-9.]+).*/\1/')
   tp99=$(echo "$t" | sed -E 's/.*p99_us=([0-9]+).*/\1/')
   RPS[$c]=$tr
-  python3 -c "print('ratio c=$c triggers/nginx = %.2f  (triggers p99 %.2f ms)' % ($tr/$nr, $tp99/1000))"
+  python3 -c "print('ratio c=$c triggers/nginx = %.2f  (triggers p99 %.2f ms, server CPU %.1f us per request)' % ($tr/$nr, $tp99/1000, ($t1-$t0)/$TICKS*1e6/($tr*${DURATION%s})))"
 done
 
 # GROW_RUNS=N: N more back-to-back runs of triggers at 64 connections on the
