@@ -25,8 +25,10 @@ SUBS_LIST=${SUBS_LIST:-1 8}
 start_nginx 200 ok
 machine_line
 echo "reference: nginx return 200, wrk -t2 -c64 -d5s posting the 1 KiB event"
-wrk -t2 -c64 -d5s --latency -s "$SHARED/post_event.lua" "http://127.0.0.1:$NPORT/hook" |
-  grep '^rps=' | sed 's/^/nginx (the sink) /'
+NGINX=$(wrk -t2 -c64 -d5s --latency -s "$SHARED/post_event.lua" "http://127.0.0.1:$NPORT/hook" |
+  grep '^rps=')
+echo "nginx (the sink) $NGINX"
+NGINX_RPS=$(echo "$NGINX" | sed -E 's/.*rps=([0-9.]+).*/\1/')
 
 TICKS=$(getconf CLK_TCK)
 # CPU time (user+sys, in clock ticks) the server has used so far: per
@@ -59,8 +61,11 @@ run_ingest() {
   curl -s -o /dev/null -X POST -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
     -d "{\"url\":\"http://127.0.0.1:$NPORT/hook\",\"max_in_flight\":$MAX_IN_FLIGHT}" "$B/v1/subscriptions"
   echo "ingest: wrk -t2 -c$CONNS -d$DURATION (1 KiB event), one subscription -> nginx return 200, max_in_flight $MAX_IN_FLIGHT"
-  API_KEY=$KEY wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$SHARED/post_event.lua" "$B/v1/events" |
-    grep '^rps=' | sed 's/^/ingest (while delivering) /'
+  local out
+  out=$(API_KEY=$KEY wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$SHARED/post_event.lua" \
+    "$B/v1/events" | grep '^rps=')
+  echo "ingest (while delivering) $out"
+  python3 -c "print('ingest/nginx = %.2f' % ($(echo "$out" | sed -E 's/.*rps=([0-9.]+).*/\1/') / $NGINX_RPS))"
   wait_drained
   stop_triggers
   sqlite3 "$WORK/data/triggers.db" <<'SQL' | python3 -c '

@@ -376,12 +376,12 @@ class Store : public EventStore, public SubscriptionStore, public DeliveryQueue,
 };
 
 struct SqliteOptions {
-  std::string path;              // the database file
-  int read_connections = 4;      // pool of readers (WAL allows them beside the writer)
-  int wal_autocheckpoint = 100;  // pages
-  // Checkpoint on a thread of the store's own instead of in the commit that
-  // crosses wal_autocheckpoint (the server; the offline CLI does not need it).
-  bool background_checkpoint = false;
+  std::string path;          // the database file
+  int read_connections = 4;  // pool of readers (WAL allows them beside the writer)
+  // Pages. The commit that crosses it checkpoints, on the writer thread: a
+  // checkpointer thread beside the writer was measured and removed
+  // (docs/benchmarks.md, "Durable ingest").
+  int wal_autocheckpoint = 100;
   // Unordered delivery rows one ingest transaction writes at most, and one
   // MaterializeFanout chunk (see EventStore::CommitIngest). 1,000 on SQLite:
   // half the chunk halved the other tenants' p99 during a 500,000-row

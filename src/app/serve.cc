@@ -132,9 +132,6 @@ Result<std::unique_ptr<store::Store>> OpenServeStore(const Config& cfg) {
   store::SqliteOptions o;
   o.path = cfg.DbPath();
   o.fanout_rows_per_commit = FanoutRowsPerCommit(o.fanout_rows_per_commit);
-  // Off: batch ingest gained (docs/benchmarks.md, "Batch ingest"), but the
-  // single-event p99 at 64 connections rose to 32-93 ms in 2 of 4 runs.
-  o.background_checkpoint = false;
   return store::OpenSqlite(o);
 }
 

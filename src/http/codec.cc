@@ -137,4 +137,25 @@ void BuildResponse(api::Response&& r, const api::Request& req, const std::string
   out->prepare_payload();
 }
 
+std::string SerializeHeader(const StringResponse& res) {
+  std::string out;
+  out.reserve(256);
+  out.append(res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  const unsigned code = res.result_int();
+  out.push_back(static_cast<char>('0' + code / 100 % 10));
+  out.push_back(static_cast<char>('0' + code / 10 % 10));
+  out.push_back(static_cast<char>('0' + code % 10));
+  out.push_back(' ');
+  out.append(res.reason());
+  out.append("\r\n");
+  for (const auto& f : res) {
+    out.append(f.name_string());
+    out.append(": ");
+    out.append(f.value());
+    out.append("\r\n");
+  }
+  out.append("\r\n");
+  return out;
+}
+
 }  // namespace triggers::http

@@ -56,6 +56,12 @@ void SetCommonHeaders(Message& res, const api::Response& r, const api::Request& 
 void BuildResponse(api::Response&& r, const api::Request& req, const std::string& request_id,
                    const std::string& cors_origins, bool keep_alive, StringResponse* out);
 
+// The status line and header block of `res` (through the blank line), the
+// bytes Beast's serializer writes before the body. The server writes this
+// and the body in one gather write: Beast's serializer (its buffer views)
+// was ~5% of the server's CPU per single-event ingest.
+std::string SerializeHeader(const StringResponse& res);
+
 extern template void SetCommonHeaders<StringResponse>(StringResponse&, const api::Response&,
                                                       const api::Request&, const std::string&,
                                                       const std::string&);

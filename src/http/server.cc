@@ -354,9 +354,11 @@ class Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = keep_alive_req_ && !r.close && !srv_->stopping.load() && !reserve_;
     LogRequest(r);
     BuildResponse(std::move(r), req_, request_id_, srv_->opts.cors_origins, keep_alive_, &*res_);
+    head_ = SerializeHeader(*res_);
+    const std::array<net::const_buffer, 2> bufs{net::buffer(head_), net::buffer(res_->body())};
     stream_.expires_after(std::chrono::milliseconds(srv_->opts.request_timeout_ms));
-    bhttp::async_write(stream_, *res_,
-                       beast::bind_front_handler(&Session::OnWrite, shared_from_this()));
+    net::async_write(stream_, bufs,
+                     beast::bind_front_handler(&Session::OnWrite, shared_from_this()));
   }
 
   void LogRequest(const api::Response& r) {
@@ -464,6 +466,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<bhttp::response<bhttp::string_body>> res_;
+  std::string head_;  // res_'s status line and headers, written before its body
   // A streamed response.
   std::optional<bhttp::response<bhttp::empty_body>> sres_;
   std::optional<bhttp::response_serializer<bhttp::empty_body>> sser_;

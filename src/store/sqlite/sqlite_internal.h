@@ -12,7 +12,6 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
-#include <thread>
 #include <unordered_map>
 
 #include "core/crypto.h"
@@ -253,16 +252,9 @@ inline ApiKey ReadKey(const Stmt& st) {
 class SqliteStore final : public Store {
  public:
   explicit SqliteStore(SqliteOptions o) : opts_(std::move(o)) {}
-  ~SqliteStore() override { StopCheckpointer(); }
-
   Status Init() {
-    const bool bg = opts_.background_checkpoint;
-    if (Status s = writer_.Open(opts_.path, true, bg ? 0 : opts_.wal_autocheckpoint); !s.ok()) {
-      return s;
-    }
-    if (Status s = Migrate(); !s.ok()) return s;
-    if (bg) StartCheckpointer();
-    return Status::Ok();
+    if (Status s = writer_.Open(opts_.path, true, opts_.wal_autocheckpoint); !s.ok()) return s;
+    return Migrate();
   }
 
   Status Ping() override;
@@ -472,22 +464,7 @@ class SqliteStore final : public Store {
 
   Status Migrate();
 
-  // The background checkpointer (sqlite_checkpoint.cc): the writer's WAL
-  // hook wakes it once the WAL holds wal_autocheckpoint pages, and it runs a
-  // PASSIVE checkpoint on its own connection, so the commit that crosses the
-  // threshold does not copy pages into the database file and fsync it
-  // before its 202s go out.
-  void StartCheckpointer();
-  void StopCheckpointer();
-  void CheckpointLoop();
-  static int WalHook(void* self, sqlite3* db, const char* name, int pages);
-
   SqliteOptions opts_;
-  std::mutex ckpt_mu_;
-  std::condition_variable ckpt_cv_;
-  std::atomic<bool> ckpt_wanted_{false};
-  bool ckpt_stop_ = false;  // under ckpt_mu_
-  std::thread ckpt_thread_;
   std::mutex write_mu_;
   bool durable_ = true;  // the writer connection is at synchronous=FULL
   Conn writer_;
