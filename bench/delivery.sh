@@ -34,6 +34,12 @@ TICKS=$(getconf CLK_TCK)
 # CPU time (user+sys, in clock ticks) the server has used so far: per
 # delivery, less sensitive than the rate to what else the VM is doing.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$TPID/stat"; }
+# The same per thread ("name=ticks ..."): which stage of the pipeline is busy.
+thread_ticks() {
+  for t in /proc/$TPID/task/*; do
+    printf '%s=%s ' "$(cat "$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")"
+  done
+}
 
 stop_triggers() {
   kill -TERM $TPID
@@ -118,6 +124,7 @@ PY
   start_triggers --allow-private-destinations
   wait_drained
   cpu=$(cpu_ticks)
+  threads=$(thread_ticks)
   stop_triggers
   sqlite3 "$db" "SELECT count(*), min(a.at), max(a.at + a.latency_ms), sum(d.attempts > 1)
     FROM deliveries d JOIN delivery_attempts a ON a.delivery_id = d.id AND a.n = d.attempts
@@ -126,7 +133,9 @@ import sys
 n, first, last, again = (int(x or 0) for x in sys.stdin.read().strip().split('|'))
 span = (last - first) / 1000.0
 print('drain, $subs subscription(s), max_in_flight $MAX_IN_FLIGHT each: %d of $BACKLOG deliveries in %.2f s (first attempt to last) = %.0f deliveries/s, attempted more than once: %d' % (n, span, n / span, again))
-print('  triggers CPU (user+sys, start included): %.2f s = %.0f us per delivery' % ($cpu / $TICKS, $cpu / $TICKS / n * 1e6))"
+print('  triggers CPU (user+sys, start included): %.2f s = %.0f us per delivery' % ($cpu / $TICKS, $cpu / $TICKS / n * 1e6))
+busy = [(k, int(v)) for k, v in (x.split('=') for x in '$threads'.split()) if int(v) * 20 > $cpu]
+print('  of which, per delivery: ' + ', '.join('%s %.0f us' % (k, v / $TICKS / n * 1e6) for k, v in busy))"
   rm -rf "$WORK/data"
 }
 

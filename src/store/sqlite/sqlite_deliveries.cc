@@ -403,6 +403,16 @@ Result<std::vector<SqliteStore::Leased>> SqliteStore::Lease(const std::string& s
       }
       if (rc != SQLITE_DONE) return SqlError(writer_.db(), "lease scan");
     }
+    // One UPDATE leases every taken row (listed by rowid as a JSON array,
+    // its token at the same place in `tokens`), where a statement per row
+    // cost 4.6 us per row against 4.0 in 30-row transactions. OR FAIL: a
+    // multi-row statement that may abort gets a statement journal (a copy of
+    // every page it changes); this one can only fail with its transaction.
+    // Each token is 96 random bits (24 hex, docs/api.md), drawn for the
+    // whole batch in one call (RAND_bytes per row was 2% of the drain's CPU).
+    const std::string random = core::Hex(core::RandomBytes(12 * candidates.size()));
+    std::string tokens;
+    std::string seqs = "[";
     for (auto& [l, exhausted, seq] : candidates) {
       if (static_cast<int>(out.size()) >= max) break;
       if (exhausted) {
@@ -412,17 +422,26 @@ Result<std::vector<SqliteStore::Leased>> SqliteStore::Lease(const std::string& s
         CountMove(l.delivery.tenant, l.delivery.status, kDeliveryDead);
         continue;
       }
-      // A fresh token for every lease (the pull receipt).
-      l.receipt = l.delivery.id + "." + core::Hex(core::RandomBytes(12));
+      const std::string_view token = std::string_view(random).substr(out.size() * 24, 24);
+      l.receipt = l.delivery.id + "." + std::string(token);
+      tokens += token;
       l.delivery.attempts += static_cast<int>(policy.receive_increment);
-      PREPARE_OR_RETURN(up, writer_,
-                        "UPDATE deliveries SET status='in_flight', next_attempt_at=?1, "
-                        "updated_at=?2, receipt=?3, attempts=attempts+?4 WHERE seq=?5");
-      up.Bind(1, lease_until_ms).Bind(2, now_ms).Bind(3, l.receipt);
-      up.Bind(4, policy.receive_increment).Bind(5, seq);
-      if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "lease");
+      if (seqs.size() > 1) seqs += ',';
+      seqs += std::to_string(seq);
       CountMove(l.delivery.tenant, l.delivery.status, kDeliveryInFlight);
       out.push_back(std::move(l));
+    }
+    if (out.empty()) return Status::Ok();
+    seqs += ']';
+    PREPARE_OR_RETURN(up, writer_,
+                      "UPDATE OR FAIL deliveries SET status='in_flight', next_attempt_at=?1, "
+                      "updated_at=?2, receipt=deliveries.id||'.'||substr(?3,j.key*24+1,24), "
+                      "attempts=attempts+?4 FROM json_each(?5) AS j WHERE deliveries.seq=j.value");
+    up.Bind(1, lease_until_ms).Bind(2, now_ms).Bind(3, tokens);
+    up.Bind(4, policy.receive_increment).Bind(5, seqs);
+    if (up.Step() != SQLITE_DONE) return SqlError(writer_.db(), "lease");
+    if (sqlite3_changes(writer_.db()) != static_cast<int>(out.size())) {
+      return Status::Internal("lease: rows changed under the write lock");
     }
     return Status::Ok();
   });
