@@ -559,16 +559,7 @@ Result<std::vector<PgStore::Leased>> PgStore::Lease(const std::string& sub_id, i
       .Add(policy.receive_increment);
   if (limited && opts_.node_id.empty()) p.Null();
   if (limited && !opts_.node_id.empty()) p.Add(opts_.node_id);
-  // Bookkeeping, like the outcome it leads to: the commit does not wait for
-  // the WAL flush (a lease lost in a crash only makes the delivery due again;
-  // a later fsync'd commit flushes it with everything before it).
-  Rows r;
-  Status ts = c->Txn(true, [&]() -> Status {
-    ROWS_OR_RETURN(rows, c->Run(limited ? kLimitedLease.c_str() : kLease.c_str(), p));
-    r = std::move(rows);
-    return Status::Ok();
-  });
-  if (!ts.ok()) return ts;
+  ROWS_OR_RETURN(r, c->Run(limited ? kLimitedLease.c_str() : kLease.c_str(), p));
   std::vector<Leased> out;
   out.reserve(static_cast<size_t>(r.size()));
   for (int i = 0; i < r.size(); ++i) {
