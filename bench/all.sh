@@ -25,7 +25,7 @@ run() {  # name command...
 echo "bench-all: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u)"
 echo "           binary ${TRIGGERS_BIN:-$ROOT/build/triggers}, logs in $OUT"
 run ingest env GROW_RUNS="${GROW_RUNS:-3}" bash "$ROOT/bench/ingest.sh"
-run delivery bash "$ROOT/bench/delivery.sh"
+run delivery env CONNS="${DELIVERY_CONNS:-64}" bash "$ROOT/bench/delivery.sh"
 run pull bash "$ROOT/bench/pull.sh"
 run postgres bash "$ROOT/bench/postgres.sh"
 run fanout env HANGING="${HANGING:-1}" bash "$ROOT/bench/fanout.sh"
