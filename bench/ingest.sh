@@ -9,7 +9,7 @@
 # The server's memory is sampled every 0.5 s from /proc/<pid>/status during
 # all of it and printed at the end (VmRSS min/max, VmHWM).
 # Everything listens on 127.0.0.1 only.
-# Env: DURATION (10s), CONNS ("8 64"), BATCH_CONNS ("1 8"; "" skips it),
+# Env: DURATION (10s; in seconds, with the "s"), CONNS ("8 64"), BATCH_CONNS ("1 8"; "" skips it),
 # BATCH_ONLY=1 (only nginx and single events at 64 connections as references),
 # GROW_RUNS (0; see below).
 source "$(dirname "$0")/lib.sh"

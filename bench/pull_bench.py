@@ -97,7 +97,7 @@ def consume(cli, sub, n, batch, deadline, total):
     recv_path = "/v1/subscriptions/%s/receive" % sub
     ack_path = "/v1/subscriptions/%s/ack" % sub
     receives = redelivered = empties = 0
-    while total.value < n:
+    while 0 <= total.value < n:
         if time.monotonic() > deadline:
             fail("draining B=%d did not finish before the deadline (%d of %d acked)"
                  % (batch, total.value, n))
@@ -122,12 +122,20 @@ def consume(cli, sub, n, batch, deadline, total):
         if bad:
             fail("ack answered %r" % bad[:3])
         with total.get_lock():
-            total.value += len(results)
+            if total.value >= 0:
+                total.value += len(results)
     return receives, redelivered, empties
 
 
 def consumer_process(url, key, sub, n, batch, deadline, total, out):
-    out.put(consume(Client(url, key, timeout=30.0), sub, n, batch, deadline, total))
+    try:
+        out.put(consume(Client(url, key, timeout=30.0), sub, n, batch, deadline, total))
+    except BaseException:
+        # The others stop at once instead of waiting for this one's unacked
+        # messages to become visible again: a negative total ends them.
+        with total.get_lock():
+            total.value = -1 - n
+        raise
 
 
 def drain(url, key, sub, n, batch, consumers, deadline):
