@@ -98,6 +98,13 @@ int64_t FanoutRowsPerCommit(int64_t dflt) {
   return p && std::atoll(p) > 0 ? std::atoll(p) : dflt;
 }
 
+// Test hook: the budget of one retention pass in ms (0: one round of chunks
+// per pass), so a test can end passes at chosen points.
+std::chrono::milliseconds PurgeBudget(std::chrono::milliseconds dflt) {
+  const char* p = std::getenv("TRIGGERS_TEST_PURGE_BUDGET_MS");
+  return p && std::atoll(p) >= 0 ? std::chrono::milliseconds(std::atoll(p)) : dflt;
+}
+
 // This node across restarts: its host and data directory (one `triggers
 // serve` per data directory). A restarted node returns the leases its
 // previous process held.
@@ -220,19 +227,23 @@ class Maintenance {
   void RunPurge() {
     pthread_setname_np(pthread_self(), "trg-purge");
     const std::chrono::milliseconds interval(cfg_.purge_interval_ms);
-    bool complete;
+    const std::chrono::milliseconds budget = PurgeBudget(kPurgeBudget);
+    bool complete = true;
     do {
-      complete = PurgeOnce();
+      complete = PurgeOnce(budget, !complete);
     } while (Sleep(complete ? interval : kPurgePause));
   }
 
   // One bounded pass; true when it left nothing expired behind (or failed:
-  // the next try is at the next interval).
-  bool PurgeOnce() {
+  // the next try is at the next interval). A pass is logged when it deleted
+  // something, stopped with work left, or ends a run of stopped passes: the
+  // one that finds the last of it already gone (the stopped pass before it
+  // ended on a full chunk) still says `complete: yes`.
+  bool PurgeOnce(std::chrono::milliseconds budget, bool after_stopped_pass) {
     int64_t now = SystemClock()->NowMs();
     store::Store::PurgeLimits limits;
     auto started = std::chrono::steady_clock::now();
-    limits.deadline = started + kPurgeBudget;
+    limits.deadline = started + budget;
     auto r = store_->Purge(now - cfg_.retention_ms, now - 24LL * 3600 * 1000, now, limits);
     if (!r.ok()) {
       obs::LogLine(obs::Level::kWarn, "retention purge failed")
@@ -241,7 +252,8 @@ class Maintenance {
       return true;
     }
     const auto& n = r.value();
-    if (n.events + n.deliveries + n.orphans + n.idempotency > 0 || !n.complete) {
+    if (n.events + n.deliveries + n.orphans + n.idempotency > 0 || !n.complete ||
+        after_stopped_pass) {
       auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
           std::chrono::steady_clock::now() - started);
       obs::LogLine(obs::Level::kInfo, "retention purge")

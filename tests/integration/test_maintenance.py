@@ -183,6 +183,29 @@ class PurgeStarvesNothingTest(ServerTestCase):
         self.assertLess(left["deliveries"], SHUTDOWN_BACKLOG)
         self.assertEqual(left["delivery_attempts"], left["deliveries"])  # gone together
 
+    def test_the_pass_that_finds_nothing_left_says_complete(self):
+        # Every pass one round of 1,000-row chunks: the second deletes the last
+        # full chunk and stops with `complete: no`; the third finds nothing
+        # left. It must still log `complete: yes` (it did not: a CI run waited
+        # 300 s for that line when a 1 s pass ended exactly on a full chunk).
+        n = 2000
+        srv = self.start_server(args=["--purge-interval", "1h"],
+                                env={"TRIGGERS_TEST_PURGE_BUDGET_MS": "0"})
+        self.assertEqual(srv.stop(), 0)
+        db = os.path.join(srv.data_dir, "triggers.db")
+        fill_expired(db, n, unique_tenant("maint"))
+        srv.start()
+        deadline = time.monotonic() + 30
+        while not self.purge_complete(srv) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        passes = [l for l in srv.log_json() if l.get("msg") == "retention purge"]
+        self.assertTrue(self.purge_complete(srv), "no complete pass logged: %r" % passes)
+        self.assertEqual([l.get("complete") for l in passes], ["no", "no", "yes"])
+        self.assertEqual(sum(l.get("events_deleted", 0) for l in passes), n)
+        self.assertEqual(sum(l.get("deliveries_deleted", 0) for l in passes), n)
+        self.assertEqual(srv.stop(), 0)
+        self.assertEqual(count_rows(db), {"events": 0, "deliveries": 0, "delivery_attempts": 0})
+
     @staticmethod
     def is_complete_pass(line):
         # (builds before the purge was bounded logged one line, without "complete")
