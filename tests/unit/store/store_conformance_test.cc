@@ -347,6 +347,12 @@ class StoreConformance : public ::testing::TestWithParam<Backend> {
   std::vector<std::string> LeaseIds(const Subscription& s, int64_t now, int max = 100) {
     return DeliveryIds(Lease(s, now, max));
   }
+  // The same through another store on the same database (a second node).
+  static std::vector<std::string> LeaseIdsOn(Store& node, const Subscription& s, int64_t now) {
+    auto r = node.LeaseDue(s.id, now, 10, now + kLease);
+    EXPECT_OK(r);
+    return r.ok() ? DeliveryIds(*r) : std::vector<std::string>{};
+  }
 
   // One attempt outcome as the dispatcher reports it.
   static Store::AttemptResult Outcome(const std::string& id, const std::string& status, int64_t now,
@@ -2541,11 +2547,7 @@ TEST_P(StoreConformance, RateLimitIsOneBucketForEveryNode) {
   s.rate_limit_per_s = 2;  // burst 2, a token every 500 ms
   ASSERT_OK(store_->CreateSubscription(s));
   for (int i = 0; i < 20; ++i) Ingest({&s}, 1000 + i);
-  auto lease2 = [&](int64_t now) {
-    auto r = node2.LeaseDue(s.id, now, 10, now + kLease);
-    EXPECT_OK(r);
-    return r.ok() ? r->size() : size_t{99};
-  };
+  auto lease2 = [&](int64_t now) { return LeaseIdsOn(node2, s, now).size(); };
   EXPECT_EQ(LeaseIds(s, 2000).size(), 2u);  // the full bucket
   EXPECT_EQ(lease2(2000), 0u);
   EXPECT_EQ(lease2(2499), 0u);
@@ -2562,11 +2564,7 @@ TEST_P(StoreConformance, BreakerOpenedByOneNodesFailuresStopsTheOther) {
   Store& node2 = *other.value();
   Subscription s = AddSub();
   for (int i = 0; i < 30; ++i) Ingest({&s}, 1000 + i);
-  auto lease2 = [&](int64_t now) {
-    auto r = node2.LeaseDue(s.id, now, 10, now + kLease);
-    EXPECT_OK(r);
-    return r.ok() ? DeliveryIds(*r) : std::vector<std::string>{};
-  };
+  auto lease2 = [&](int64_t now) { return LeaseIdsOn(node2, s, now); };
   auto fail_all = [&](const std::vector<std::string>& ids, int64_t now) {
     std::vector<Store::AttemptResult> out;
     for (const auto& id : ids) out.push_back(Outcome(id, kDeliveryRetrying, now, 500, now));
