@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "store/delivery_rules.h"
+
 namespace triggers::delivery {
 
 // closed --(10 consecutive failures)--> open for the cool-down (5 s)
@@ -18,9 +20,9 @@ class CircuitBreaker {
   enum class State { kClosed, kOpen, kHalfOpen };
 
   struct Options {
-    int failure_threshold = 10;
-    int64_t base_cooldown_ms = 5'000;
-    int64_t max_cooldown_ms = 600'000;
+    int failure_threshold = store::rules::kBreakerFailureThreshold;
+    int64_t base_cooldown_ms = store::rules::kBreakerBaseCooldownMs;
+    int64_t max_cooldown_ms = store::rules::kBreakerMaxCooldownMs;
   };
 
   CircuitBreaker() : CircuitBreaker(Options()) {}

@@ -12,12 +12,20 @@
 // "d."). Columns on the left of a SET are never qualified.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
 #include "triggers/status.h"
 
 namespace triggers::store::rules {
+
+// The circuit breaker's thresholds, one set for both places that apply them:
+// delivery::CircuitBreaker's defaults (one node's breaker) and the breaker
+// rows PostgreSQL's RecordAttempts moves for every node.
+inline constexpr int kBreakerFailureThreshold = 10;
+inline constexpr int64_t kBreakerBaseCooldownMs = 5'000;
+inline constexpr int64_t kBreakerMaxCooldownMs = 600'000;
 
 // ---- Leases -------------------------------------------------------------------
 // A lease is status 'in_flight' with receipt = its token (fresh for every

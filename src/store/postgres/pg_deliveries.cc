@@ -249,27 +249,35 @@ Result<std::vector<PgStore::ReceiptResult>> PgStore::Settle(
 }
 
 // The circuit breaker shared by the nodes (the rules of
-// delivery::CircuitBreaker with its default options: 10 consecutive
-// failures open it for 5 s, a failed probe re-opens it for twice as long, at
-// most 10 min; any success closes it). Per subscription, the recorded
+// delivery::CircuitBreaker with the thresholds of store/delivery_rules.h:
+// 10 consecutive failures open it for 5 s, a failed probe re-opens it for
+// twice as long, at most 10 min; any success closes it; a new row's
+// cool-down is migration 0007's column default, the same 5 s). Per subscription, the recorded
 // outcomes of one batch: `ok` when one succeeded, and the failures after the
 // last success. A success on a clean row writes nothing (the common case);
 // a subscription without a row (never leased through triggers_push_allowance)
 // has no shared breaker yet.
 #define BRK_NOW NOW_AT("$9")
 static const std::string kBreaker =
-    "b AS (SELECT sub, bool_or(status='succeeded') AS ok, count(*) FILTER (WHERE "
-    "status<>'succeeded' AND ord>coalesce(last_ok,0)) AS fails FROM (SELECT m.sub, m.status, "
-    "m.ord, max(m.ord) FILTER (WHERE m.status='succeeded') OVER (PARTITION BY m.sub) AS last_ok "
-    "FROM mine m) x GROUP BY sub ORDER BY sub), "
-    "brk AS (UPDATE subscription_limits l SET (failures,open_until,cooldown_ms,probe_until)="
-    "(SELECT CASE WHEN t.opens THEN 0 WHEN t.o0=0 THEN t.f0+b.fails ELSE t.f0 END, CASE WHEN "
-    "t.opens THEN " BRK_NOW
-    "+t.c0 ELSE t.o0 END, CASE WHEN t.opens THEN least(t.c0*2,600000) ELSE t.c0 END, CASE WHEN "
+    std::string(
+        "b AS (SELECT sub, bool_or(status='succeeded') AS ok, count(*) FILTER (WHERE "
+        "status<>'succeeded' AND ord>coalesce(last_ok,0)) AS fails FROM (SELECT m.sub, m.status, "
+        "m.ord, max(m.ord) FILTER (WHERE m.status='succeeded') OVER (PARTITION BY m.sub) AS "
+        "last_ok "
+        "FROM mine m) x GROUP BY sub ORDER BY sub), "
+        "brk AS (UPDATE subscription_limits l SET (failures,open_until,cooldown_ms,probe_until)="
+        "(SELECT CASE WHEN t.opens THEN 0 WHEN t.o0=0 THEN t.f0+b.fails ELSE t.f0 END, CASE WHEN "
+        "t.opens THEN " BRK_NOW "+t.c0 ELSE t.o0 END, CASE WHEN t.opens THEN least(t.c0*2,") +
+    std::to_string(rules::kBreakerMaxCooldownMs) +
+    ") ELSE t.c0 END, CASE WHEN "
     "t.opens THEN 0 ELSE t.p0 END FROM (SELECT s0.*, b.fails>0 AND ((s0.o0=0 AND "
-    "s0.f0+b.fails>=10) OR (s0.o0>0 AND s0.p0>0)) AS opens FROM (SELECT CASE WHEN b.ok THEN 0 "
+    "s0.f0+b.fails>=" +
+    std::to_string(rules::kBreakerFailureThreshold) +
+    ") OR (s0.o0>0 AND s0.p0>0)) AS opens FROM (SELECT CASE WHEN b.ok THEN 0 "
     "ELSE l.failures END AS f0, CASE WHEN b.ok THEN 0 ELSE l.open_until END AS o0, CASE WHEN "
-    "b.ok THEN 5000 ELSE l.cooldown_ms END AS c0, CASE WHEN b.ok THEN 0 ELSE l.probe_until END "
+    "b.ok THEN " +
+    std::to_string(rules::kBreakerBaseCooldownMs) +
+    " ELSE l.cooldown_ms END AS c0, CASE WHEN b.ok THEN 0 ELSE l.probe_until END "
     "AS p0) s0) t) FROM b WHERE l.subscription_id=b.sub AND (b.fails>0 OR l.failures<>0 OR "
     "l.open_until<>0)), ";
 #undef BRK_NOW

@@ -158,9 +158,6 @@ class Conn {
 inline constexpr char kInsertEvent[] =
     "INSERT INTO events(id,tenant,type,source,subject,ordering_key,data,received_at,resources) "
     "VALUES(?,?,?,?,?,?,?,?,?)";
-inline constexpr char kInsertDelivery[] =
-    "INSERT INTO deliveries(id,tenant,event_id,subscription_id,status,next_attempt_at,"
-    "created_at,updated_at,ordering_key) VALUES(?,?,?,?,'pending',?,?,?6,?7)";
 inline constexpr char kSubCols[] =
     "id,tenant,kind,url,event_types,filter,max_in_flight,rate_limit_per_s,ordered,description,"
     "enabled,secret,previous_secret,previous_secret_expires_at,max_receives,created_at,updated_at,"
