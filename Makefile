@@ -8,7 +8,7 @@ PREFIX ?= /usr/local
 BOOTSTRAP := bash scripts/bootstrap
 CONFIGURE = cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
 
-.PHONY: all bootstrap build build-tests run test test-asan fuzz fuzz-smoke fuzz-build bench-ingest bench-delivery bench-pull bench-postgres bench-fanout bench-all bench-aws format clean install deb man check-portable
+.PHONY: all bootstrap build build-tests run test test-asan fuzz fuzz-smoke fuzz-build bench-ingest bench-delivery bench-pull bench-postgres bench-fanout bench-all bench-aws bench-growth format clean install deb man check-portable
 
 all: build
 
@@ -101,6 +101,11 @@ bench-delivery: build
 bench-ingest: build
 	@$(BOOTSTRAP) bench
 	bash bench/ingest.sh
+
+# Ingest as the store grows to 10 million events, then while the purge deletes (bench/growth.sh).
+bench-growth: build
+	@$(BOOTSTRAP) bench
+	bash bench/growth.sh
 
 # Every issue-12 row in one run, each beside its reference (bench/all.sh).
 bench-all: build

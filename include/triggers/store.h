@@ -146,7 +146,13 @@ class EventStore {
   // `chunk_rows` rows, every chunk its own short transaction (on SQLite the
   // write lock is released between chunks, so ingest commits interleave).
   struct PurgeLimits {
-    int chunk_rows = 1000;
+    int chunk_rows = 1000;  // the most rows of one chunk
+    // When > 0, each kind's chunk size adapts (halved or doubled between
+    // chunks, within 1..chunk_rows) so that a chunk takes about this long: on
+    // SQLite a chunk holds the write lock that ingest commits wait for, and
+    // rows differ ~10x in cost (an event against a delivery with attempts).
+    // 0: every chunk is chunk_rows rows.
+    std::chrono::microseconds chunk_target{0};
     // No chunk starts after this, except that every kind with work left gets
     // one chunk per pass (so none starves behind another): a pass lasts at
     // most until the deadline plus one round of four chunks.

@@ -21,13 +21,19 @@ from harness import (STORE, ServerTestCase, fake_ulid, make_key, run_cli,  # noq
                      unique_tenant)
 
 REVOKED_WITHIN_S = 5.0
-INGEST_P99_BOUND_S = 1.0
+# The purge takes the store's write lock in chunks of about 5 ms, handed to
+# waiters in arrival order: an ingest commit waits for one chunk, not a pass.
+# Before that the purge thread took the lock back before a woken ingest
+# commit could (p99 268 ms, max 1.02 s here; 107 ms with the lock handed
+# over in order but chunks of 1,000 rows); now p99 16-21 ms.
+_SLOW = 2 if os.environ.get("TRIGGERS_TEST_SANITIZED") == "1" else 1
+INGEST_P99_BOUND_S = 0.1 * _SLOW
 # Expired rows written before the start: each an event, a finished delivery
 # and its attempt. The server before this change spent well over 5 s in one
-# unbounded purge statement holding the write lock on 200,000; 100,000 take
-# the chunked purge ~14 s here, against a refusal after ~1 s. The shutdown
+# unbounded purge statement holding the write lock on 200,000; 50,000 take
+# the chunked purge ~15 s here, against a refusal after ~1 s. The shutdown
 # test needs only a purge in progress (each pass is bounded to ~1 s).
-BACKLOG = int(os.environ.get("TRIGGERS_IT_PURGE_BACKLOG", "100000"))
+BACKLOG = int(os.environ.get("TRIGGERS_IT_PURGE_BACKLOG", "50000"))
 SHUTDOWN_BACKLOG = BACKLOG // 2
 DAY_MS = 24 * 3600 * 1000
 

@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "core/crypto.h"
+#include "core/fifo_mutex.h"
 #include "core/idempotency.h"
 #include "core/ids.h"
 #include "store/delivery_rules.h"
@@ -462,7 +463,8 @@ class SqliteStore final : public Store {
   Status Migrate();
 
   SqliteOptions opts_;
-  std::mutex write_mu_;
+  // FIFO: the purge and fan-out take it per chunk in a loop; see FifoMutex.
+  core::FifoMutex write_mu_;
   bool durable_ = true;  // the writer connection is at synchronous=FULL
   Conn writer_;
   std::mutex pool_mu_;
