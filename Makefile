@@ -58,12 +58,18 @@ check-portable:
 	@$(BOOTSTRAP) portable
 	bash scripts/check-portable build-portable
 
-# The same tests on an ASan+UBSan build (CI runs it after `make test`).
+# The same tests on an ASan+UBSan build (CI runs it after `make test`),
+# except the PostgreSQL twins of modules whose server code is the SQLite
+# twin's and whose store calls the conformance suite runs on both stores
+# under ASan too (all PostgreSQL twins took 246 s of the ASan run's 625 s, in
+# a CI run of 28 minutes). The PostgreSQL-only ones
+# (several nodes, crashes, races, revocation, probes, delivery wakeups) stay.
+ASAN_SKIP := ^integration_pg_(api|hostile_clients|pull|ordered|metrics|fanout|limits|aws)$$
 test-asan:
 	@$(BOOTSTRAP) test
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTRIGGERS_SANITIZE=ON -DTRIGGERS_TESTS=ON
 	cmake --build build-asan -j $(JOBS)
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 bash scripts/ctest-run build-asan --output-on-failure -j 1
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 bash scripts/ctest-run build-asan --output-on-failure -j 1 -E '$(ASAN_SKIP)'
 
 # libFuzzer targets (docs/fuzzing.md), built with clang under ASan+UBSan in
 # build-fuzz. Each runs FUZZ_SECONDS on a scratch copy of its seeds (the

@@ -38,17 +38,20 @@ store_gb() {
   du -cb "$WORK"/data/triggers.db* | tail -1 | awk '{printf "%.2f", $1 / 1e9}'
 }
 FIRST=""
-measure() {  # label
+FIRST_RATIO=""
+measure() {  # label events
   local n t nr tr p99
   n=$(wrk_rps "http://127.0.0.1:$NPORT/v1/events" 64 "$DURATION")
   t=$(wrk_rps "$B/v1/events" 64 "$DURATION")
   nr=$(echo "$n" | sed -E 's/.*rps=([0-9.]+).*/\1/')
   tr=$(echo "$t" | sed -E 's/.*rps=([0-9.]+).*/\1/')
   p99=$(echo "$t" | sed -E 's/.*p99_us=([0-9]+).*/\1/')
-  [ -z "$FIRST" ] && FIRST=$tr
-  python3 -c "print('growth %-22s triggers %8.0f rps p99 %6.2f ms = %.2fx nginx (%.0f rps); %5.2fx the empty store; %s events stored before it, store %s GB after' % ('$1', $tr, $p99/1000, $tr/$nr, $nr, $tr/$FIRST, '$2', '$(store_gb)'))"
+  [ -z "$FIRST" ] && FIRST=$tr && FIRST_RATIO=$(python3 -c "print($tr/$nr)")
+  python3 -c "print('growth %-22s triggers %6.0f rps p99 %6.2f ms = %.2fx nginx (%.0f rps); vs the empty store: %.2fx its rps, %.2fx its ratio; %s events stored before it, store %s GB after' % ('$1', $tr, $p99/1000, $tr/$nr, $nr, $tr/$FIRST, $tr/$nr/$FIRST_RATIO, '$2', '$(store_gb)'))"
 }
 
+# Dirty pages left by an earlier run (a deleted data dir) stall fsyncs here.
+sync
 machine_line
 echo "workload: $SHARED/post_event.lua (1 KiB event), wrk -t2 -c64 -d$DURATION; fill: batches of 500, 8 connections"
 measure empty 0
