@@ -34,10 +34,14 @@ TICKS=$(getconf CLK_TCK)
 # CPU time (user+sys, in clock ticks) the server has used so far: per
 # delivery, less sensitive than the rate to what else the VM is doing.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$TPID/stat"; }
-# The same per thread ("name=ticks ..."): which stage of the pipeline is busy.
+# The same per thread ("name=ticks:waitns ..."): which stage of the pipeline
+# is busy, and how long it stood runnable waiting for a core (schedstat's
+# second field): on 2 cores shared with nginx, a thread that is neither busy
+# nor blocked is often waiting for a CPU.
 thread_ticks() {
   for t in /proc/$TPID/task/*; do
-    printf '%s=%s ' "$(cat "$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")"
+    printf '%s=%s:%s ' "$(cat "$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")" \
+      "$(awk '{print $2}' "$t/schedstat")"
   done
 }
 
@@ -134,8 +138,9 @@ n, first, last, again = (int(x or 0) for x in sys.stdin.read().strip().split('|'
 span = (last - first) / 1000.0
 print('drain, $subs subscription(s), max_in_flight $MAX_IN_FLIGHT each: %d of $BACKLOG deliveries in %.2f s (first attempt to last) = %.0f deliveries/s, attempted more than once: %d' % (n, span, n / span, again))
 print('  triggers CPU (user+sys, start included): %.2f s = %.0f us per delivery' % ($cpu / $TICKS, $cpu / $TICKS / n * 1e6))
-busy = [(k, int(v)) for k, v in (x.split('=') for x in '$threads'.split()) if int(v) * 20 > $cpu]
-print('  of which, per delivery: ' + ', '.join('%s %.0f us' % (k, v / $TICKS / n * 1e6) for k, v in busy))"
+busy = [(k, int(v), int(w)) for k, v, w in (x.replace(':', '=').split('=') for x in '$threads'.split()) if int(v) * 20 > $cpu]
+print('  of which, per delivery: ' + ', '.join('%s %.0f us' % (k, v / $TICKS / n * 1e6) for k, v, w in busy))
+print('  waiting for a core (runnable, not running), per delivery: ' + ', '.join('%s %.0f us' % (k, w / 1e3 / n) for k, v, w in busy))"
   rm -rf "$WORK/data"
 }
 
