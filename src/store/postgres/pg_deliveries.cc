@@ -355,7 +355,10 @@ Status PgStore::RecordAttempts(const std::vector<AttemptResult>& results, int64_
 Result<std::vector<std::string>> PgStore::SubscriptionsWithDueWork(int64_t now_ms) {
   CONN_OR_RETURN(c);
   // A loose index scan over deliveries_due: one probe per subscription
-  // rather than a walk over every due row.
+  // rather than a walk over every due row. The due test reads the first
+  // entry of the subscription in deliveries_due: as an EXISTS the planner
+  // expected most rows to match and walked deliveries_sub past every
+  // finished delivery of the subscription (7 ms at 17,000 during a drain).
   static const char kDue[] =
       "WITH RECURSIVE s(id) AS ("
       " (SELECT subscription_id FROM deliveries WHERE next_attempt_at IS NOT NULL"
@@ -364,9 +367,9 @@ Result<std::vector<std::string>> PgStore::SubscriptionsWithDueWork(int64_t now_m
       " SELECT (SELECT subscription_id FROM deliveries WHERE next_attempt_at IS NOT NULL"
       "  AND subscription_id>s.id ORDER BY subscription_id LIMIT 1) FROM s WHERE s.id IS NOT "
       "NULL) "
-      "SELECT s.id FROM s WHERE s.id IS NOT NULL AND EXISTS (SELECT 1 FROM deliveries d WHERE "
-      "d.subscription_id=s.id AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at<=" NOW_AT(
-          "$1") ")";
+      "SELECT s.id FROM s WHERE s.id IS NOT NULL AND (SELECT d.next_attempt_at FROM deliveries d "
+      "WHERE d.subscription_id=s.id AND d.next_attempt_at IS NOT NULL ORDER BY d.next_attempt_at "
+      "LIMIT 1)<=" NOW_AT("$1");
   ROWS_OR_RETURN(r, c->Run(kDue, Params().AddOrNull(opts_.database_clock, now_ms)));
   std::vector<std::string> out;
   for (int i = 0; i < r.size(); ++i) out.push_back(r.Text(i, 0));
