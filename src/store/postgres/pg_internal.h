@@ -53,6 +53,11 @@ inline constexpr int64_t kMigrationLock = 0x7472696767657273;
 // one was passed (an injected clock) and the database's where $n is NULL.
 #define DBNOW "(extract(epoch from statement_timestamp())*1000)::bigint"
 #define NOW_AT(n) "COALESCE(" n "::bigint," DBNOW ")"
+// In a statement run on its own (autocommit), makes its implicit
+// transaction commit without waiting for the WAL flush: SET LOCAL in SQL,
+// without a BEGIN and a COMMIT round trip. Only where a commit lost in a
+// crash of the database is harmless (never ingest).
+#define NO_FLUSH "set_config('synchronous_commit','off',true)"
 
 // Runs `body` in a transaction that holds the commit-order lock (see above).
 template <typename F>
