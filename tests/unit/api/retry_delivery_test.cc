@@ -41,12 +41,27 @@ class OneDelivery : public testing::FakeStore {
   }
 };
 
-TEST(RetryDelivery, AnswersPendingWhenTheDispatcherIsFaster) {
+// The handler's context over OneDelivery, and a call of tenant t1 on its id.
+class RetryDeliveryTest : public ::testing::Test {
+ protected:
+  RetryDeliveryTest() {
+    ctx.store = &store;
+    ctx.clock = &clock;
+    req.request_id = "req_1";
+    call.req = &req;
+    who->tenant = "t1";
+    call.who = who;
+    call.param = store.d.id;
+  }
   OneDelivery store;
   FixedClock clock;
   Context ctx;
-  ctx.store = &store;
-  ctx.clock = &clock;
+  Request req;
+  Call call;
+  std::shared_ptr<Principal> who = std::make_shared<Principal>();
+};
+
+TEST_F(RetryDeliveryTest, AnswersPendingWhenTheDispatcherIsFaster) {
   // The dispatcher, woken by the retry, sends the delivery at once and it
   // succeeds before the handler answers (what a fast dispatcher did on
   // PostgreSQL: the 202 said `succeeded`).
@@ -55,15 +70,6 @@ TEST(RetryDelivery, AnswersPendingWhenTheDispatcherIsFaster) {
     store.d.attempts += 1;
     store.d.next_attempt_at_ms = 0;
   };
-  Request req;
-  req.request_id = "req_1";
-  Call call;
-  call.req = &req;
-  auto who = std::make_shared<Principal>();
-  who->tenant = "t1";
-  call.who = who;
-  call.param = store.d.id;
-
   Response r = RetryDelivery(ctx, call);
   ASSERT_EQ(r.status, 202) << r.body;
   auto o = boost::json::parse(r.body).as_object();
@@ -72,21 +78,10 @@ TEST(RetryDelivery, AnswersPendingWhenTheDispatcherIsFaster) {
   EXPECT_EQ(o.at("attempt_count").as_int64(), 6);
 }
 
-TEST(RetryDelivery, UnknownAndForeignIdsAre404) {
-  OneDelivery store;
-  FixedClock clock;
-  Context ctx;
-  ctx.store = &store;
-  ctx.clock = &clock;
+TEST_F(RetryDeliveryTest, UnknownAndForeignIdsAre404) {
   bool woken = false;
   ctx.wake_dispatcher = [&] { woken = true; };
-  Request req;
-  Call call;
-  call.req = &req;
-  auto who = std::make_shared<Principal>();
   who->tenant = "t2";  // not the delivery's tenant
-  call.who = who;
-  call.param = store.d.id;
   EXPECT_EQ(RetryDelivery(ctx, call).status, 404);
   who->tenant = "t1";
   call.param = "dlv_01KB8Y6X0000000000000000ZZ";
