@@ -82,6 +82,58 @@ Status KeyCache::LoadFromStore(const std::string& hash, std::shared_ptr<const Pr
     KeyCache* cache;
     ~Release() { cache->EndLookup(); }
   } release{this};
+  Lookup cached = Lookup::kMiss;
+  if (!BeginKeyLookup(hash, &cached, out)) return AnswerFromCache(cached);
+  struct End {  // whatever AskStore does, the waiters are let go
+    KeyCache* cache;
+    const std::string& hash;
+    ~End() { cache->EndKeyLookup(hash); }
+  } end{this, hash};
+  return AskStore(hash, out);
+}
+
+bool KeyCache::BeginKeyLookup(const std::string& hash, Lookup* cached,
+                              std::shared_ptr<const Principal>* out) {
+  std::unique_lock lock(lookup_mu_);
+  for (;;) {
+    if (looking_up_.count(hash) != 0) {
+      ++lookups_waiting_;
+      lookup_done_.wait(lock, [&] { return looking_up_.count(hash) == 0; });
+      --lookups_waiting_;
+    }
+    // Checked under lookup_mu_ with no lookup of `hash` in flight: what a
+    // finished lookup (this thread's wait, or one between the caller's Find
+    // and now) cached is seen here. kMiss when it failed or cached nothing.
+    *cached = Find(hash, out);
+    if (*cached != Lookup::kMiss) return false;
+    if (looking_up_.count(hash) == 0) break;
+  }
+  looking_up_.insert(hash);
+  return true;
+}
+
+void KeyCache::EndKeyLookup(const std::string& hash) {
+  {
+    std::lock_guard lock(lookup_mu_);
+    looking_up_.erase(hash);
+  }
+  lookup_done_.notify_all();
+}
+
+Status KeyCache::AnswerFromCache(Lookup cached) {
+  switch (cached) {
+    case Lookup::kFound:
+      return Status::Ok();
+    case Lookup::kRejected:
+      obs::Metrics::Get().Inc(obs::Counter::kAuthRevoked);
+      return Status::Unauthorized("this API key has been revoked");
+    default:
+      obs::Metrics::Get().Inc(obs::Counter::kAuthUnknown);
+      return Status::Unauthorized("unknown API key");
+  }
+}
+
+Status KeyCache::AskStore(const std::string& hash, std::shared_ptr<const Principal>* out) {
   obs::Metrics::Get().Inc(obs::Counter::kAuthStoreLookups);
   auto r = store_->FindKeyByHash(hash);
   if (!r.ok()) {

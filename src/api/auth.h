@@ -11,10 +11,14 @@
 // store lookup; a key created through this node's API is forgotten there at
 // once (Insert), one created elsewhere becomes valid within kUnknownTtlMs.
 // Store lookups in flight are bounded (kMaxLookupsInFlight): beyond, the
-// request is shed (503) instead of queueing on the blocking pool.
+// request is shed (503) instead of queueing on the blocking pool. Concurrent
+// lookups of one key are coalesced: one asks the store, the others wait for
+// its answer, so a storm of one unknown key costs one lookup per TTL however
+// many connections repeat it at once.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -24,6 +28,7 @@
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "triggers/clock.h"
 #include "triggers/model.h"
@@ -66,8 +71,16 @@ class KeyCache {
   void EndLookup() { lookups_in_flight_.fetch_sub(1, std::memory_order_acq_rel); }
   // Asks the store (blocking I/O) after TryBeginLookup(). Unauthorized /
   // Unavailable / Ok. An unknown key is remembered (see above). Counts its
-  // lookup and its 401s in the auth metrics.
+  // lookup and its 401s in the auth metrics. While another thread looks up
+  // the same hash, waits for it and answers from what it cached; a key that
+  // became known since the caller's Find() is answered without the store.
   Status LoadFromStore(const std::string& hash, std::shared_ptr<const Principal>* out);
+  // Threads waiting in LoadFromStore for another's lookup of the same key
+  // (tests use it to order a race).
+  int lookups_waiting() {
+    std::lock_guard lock(lookup_mu_);
+    return lookups_waiting_;
+  }
   // Caches `key` and forgets it as unknown (a key created through this node).
   void Insert(const ApiKey& key);
   // Marks the key revoked; the listener hears of it unless the cache already
@@ -96,6 +109,14 @@ class KeyCache {
   std::shared_ptr<Entry> Get(const std::string& hash);
   bool IsKnownUnknown(const std::string& hash);
   void RememberUnknown(const std::string& hash);
+  // Marks `hash` as being looked up by this thread, after waiting out
+  // another thread's lookup of it: false when that one left an answer in
+  // the cache (`*cached`), so there is nothing to ask.
+  bool BeginKeyLookup(const std::string& hash, Lookup* cached,
+                      std::shared_ptr<const Principal>* out);
+  void EndKeyLookup(const std::string& hash);
+  Status AnswerFromCache(Lookup cached);
+  Status AskStore(const std::string& hash, std::shared_ptr<const Principal>* out);
 
   store::KeyStore* store_;
   Clock* clock_;
@@ -111,6 +132,11 @@ class KeyCache {
   std::unordered_map<std::string, int64_t> unknown_;
   std::deque<std::pair<std::string, int64_t>> unknown_fifo_;
   std::atomic<int> lookups_in_flight_{0};
+  // Hashes being looked up in the store right now (coalescing, see above).
+  std::mutex lookup_mu_;
+  std::condition_variable lookup_done_;
+  std::unordered_set<std::string> looking_up_;
+  int lookups_waiting_ = 0;
   static constexpr size_t kMaxEntries = 100000;
 };
 

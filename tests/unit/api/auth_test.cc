@@ -2,7 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "fakes/fake_store.h"
 
@@ -86,6 +91,78 @@ TEST_F(KeyCacheTest, StoreLookupsInFlightAreBounded) {
   EXPECT_TRUE(cache.TryBeginLookup());
   EXPECT_FALSE(cache.TryBeginLookup());
   for (int i = 0; i < KeyCache::kMaxLookupsInFlight; ++i) cache.EndLookup();
+}
+
+// A store whose first lookup blocks until the test lets it go.
+class BlockingKeyStore : public testing::FakeStore {
+ public:
+  std::atomic<int> lookups{0};
+  Result<ApiKey> FindKeyByHash(const std::string&) override {
+    if (lookups.fetch_add(1) == 0) {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return released_; });
+    }
+    return Status::NotFound("no such key");
+  }
+  void Release() {
+    {
+      std::lock_guard lock(mu_);
+      released_ = true;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+};
+
+// Polls `done` for up to 10 s (a thread's progress, not a timing assumption).
+template <typename F>
+bool Eventually(F done) {
+  for (int i = 0; i < 10'000 && !done(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return done();
+}
+
+TEST(KeyCacheCoalescing, ConcurrentLookupsOfOneKeyAskTheStoreOnce) {
+  BlockingKeyStore store;
+  testing::FakeClock clock;
+  KeyCache cache{&store, &clock, std::nullopt, 0};
+  auto load = [&](Status* s) {
+    std::shared_ptr<const Principal> who;
+    ASSERT_TRUE(cache.TryBeginLookup());
+    *s = cache.LoadFromStore("storm", &who);
+  };
+  Status first, second;
+  std::thread a(load, &first);
+  ASSERT_TRUE(Eventually([&] { return store.lookups.load() == 1; }));
+  // The second request for the same key arrives while the first is in the
+  // store: it waits for that answer (or, without coalescing, asks itself).
+  std::thread b(load, &second);
+  ASSERT_TRUE(Eventually([&] { return cache.lookups_waiting() == 1 || store.lookups.load() > 1; }));
+  store.Release();
+  a.join();
+  b.join();
+  EXPECT_EQ(store.lookups.load(), 1);
+  EXPECT_EQ(first.code(), Status::Code::kUnauthorized);
+  EXPECT_EQ(second.code(), Status::Code::kUnauthorized);
+}
+
+TEST_F(KeyCacheTest, ALookupFinishedSinceTheCallersFindIsNotRepeated) {
+  // Two requests both saw kMiss; the first one's lookup completes before the
+  // second reaches the blocking pool: the second answers from the cache.
+  EXPECT_EQ(cache.Find("h3", &who), KeyCache::Lookup::kMiss);
+  EXPECT_EQ(Load("h3").code(), Status::Code::kUnauthorized);
+  EXPECT_EQ(Load("h3").code(), Status::Code::kUnauthorized);
+  EXPECT_EQ(store.lookups, 1);
+  store.keys["h4"] = MakeKey("h4");
+  EXPECT_TRUE(Load("h4").ok());
+  EXPECT_TRUE(Load("h4").ok());
+  EXPECT_EQ(who->tenant, "acme");
+  EXPECT_EQ(store.lookups, 2);
 }
 
 }  // namespace
