@@ -228,10 +228,12 @@ class DeliveryQueue {
                                                        const ListOptions& opts) = 0;
   // With its attempt log.
   virtual Result<Delivery> GetDelivery(const std::string& tenant, const std::string& id) = 0;
-  // Puts one delivery back to pending, due now. NotFound as above; Conflict
+  // Puts one delivery back to pending, due now, and returns it as the retry
+  // left it (read in the retry's transaction; no attempt log): a read after
+  // it could see a dispatcher's send already. NotFound as above; Conflict
   // when it is pending or in flight already.
-  virtual Status RetryDelivery(const std::string& tenant, const std::string& id,
-                               int64_t now_ms) = 0;
+  virtual Result<Delivery> RetryDelivery(const std::string& tenant, const std::string& id,
+                                         int64_t now_ms) = 0;
 
   // Replay: dead deliveries of the subscription whose event id lies in
   // [min_event_id, max_event_id] go back to pending, due now. Returns how many.

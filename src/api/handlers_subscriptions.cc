@@ -463,25 +463,13 @@ Response RetryDelivery(Context& ctx, const Call& call) {
   const std::string& rid = call.req->request_id;
   if (!core::IsValidId(call.param, "dlv_"))
     return ErrorResponse(404, "not_found", "delivery not found", rid);
-  std::string id(call.param);
-  // The answer is the delivery as the retry leaves it: read before the retry
-  // and changed as it changes it (rules::SetRequeued). A read after the
-  // retry races the dispatcher, which may have sent it again by then (seen
-  // on PostgreSQL under ASan: `succeeded` in the 202).
-  auto before = ctx.store->GetDelivery(call.who->tenant, id);
-  if (!before.ok()) return StatusResponse(before.status(), rid);
-  const int64_t now = ctx.clock->NowMs();
-  if (Status s = ctx.store->RetryDelivery(call.who->tenant, id, now); !s.ok()) {
-    return StatusResponse(s, rid);
-  }
+  // The answer is the delivery as the retry's transaction left it: a read
+  // after the retry races the dispatcher, which may have sent it again by
+  // then (seen on PostgreSQL under ASan: `succeeded` in the 202).
+  auto d = ctx.store->RetryDelivery(call.who->tenant, std::string(call.param), ctx.clock->NowMs());
+  if (!d.ok()) return StatusResponse(d.status(), rid);
   ctx.wake_dispatcher();
-  Delivery d = std::move(before.value());
-  d.status = "pending";
-  d.next_attempt_at_ms = now;
-  d.updated_at_ms = now;
-  auto sub = ctx.subscriptions ? ctx.subscriptions->Get(d.subscription_id) : nullptr;
-  if (sub && sub->sub.kind == "pull") d.attempts = 0;  // a pull message's receives start again
-  return JsonResponse(202, DeliveryJson(d));
+  return JsonResponse(202, DeliveryJson(d.value()));
 }
 
 // POST /v1/subscriptions/{id}/replay {"since","until","status":"dead"|"all"}.

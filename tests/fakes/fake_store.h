@@ -67,7 +67,7 @@ class FakeStore : public store::Store {
   Result<Delivery> GetDelivery(const std::string&, const std::string&) override {
     return Status::NotFound("fake");
   }
-  Status RetryDelivery(const std::string&, const std::string&, int64_t) override {
+  Result<Delivery> RetryDelivery(const std::string&, const std::string&, int64_t) override {
     return Status::NotFound("fake");
   }
   Result<int64_t> RequeueDead(const std::string&, const std::string&, const std::string&,

@@ -104,23 +104,27 @@ Result<Delivery> PgStore::GetDelivery(const std::string& tenant, const std::stri
 
 // Under the commit-order lock, like DeleteSubscription: a retry cannot
 // revive a delivery of a subscription whose delete commits meanwhile.
-Status PgStore::RetryDelivery(const std::string& tenant, const std::string& id, int64_t now_ms) {
+Result<Delivery> PgStore::RetryDelivery(const std::string& tenant, const std::string& id,
+                                        int64_t now_ms) {
   CONN_OR_RETURN(c);
-  return OrderedTxn(*c, [&]() -> Status {
+  Delivery out;
+  Status done = OrderedTxn(*c, [&]() -> Status {
     static const char kGet[] =
         "SELECT d.status, s.id IS NOT NULL AND s.deleted_at IS NULL FROM deliveries d LEFT JOIN "
         "subscriptions s ON s.id=d.subscription_id WHERE d.id=$1 AND d.tenant=$2 FOR UPDATE OF d";
     ROWS_OR_RETURN(r, c->Run(kGet, Params().Add(id).Add(tenant)));
     if (r.size() == 0) return Status::NotFound("delivery not found");
     if (Status s = rules::CheckRetry(r.Text(0, 0), r.Bool(0, 1)); !s.ok()) return s;
-    static const std::string kRetry =
-        "UPDATE deliveries SET " + rules::SetRequeued(NOW_AT("$1")) + " WHERE id=$2";
-    if (auto u = c->Run(kRetry.c_str(), Params().AddOrNull(opts_.database_clock, now_ms).Add(id));
-        !u.ok()) {
-      return u.status();
-    }
+    static const std::string kRetry = "UPDATE deliveries SET " + rules::SetRequeued(NOW_AT("$1")) +
+                                      " WHERE id=$2 RETURNING " DELIVERY_COLS;
+    auto u = c->Run(kRetry.c_str(), Params().AddOrNull(opts_.database_clock, now_ms).Add(id));
+    if (!u.ok()) return u.status();
+    if (u->size() != 1) return Status::Internal("retry delivery: the row was not updated");
+    out = ReadDelivery(u.value(), 0);
     return Status::Ok();
   });
+  if (!done.ok()) return done;
+  return out;
 }
 
 Result<int64_t> PgStore::RequeueDead(const std::string& tenant, const std::string& sub_id,

@@ -278,7 +278,8 @@ class PgStore final : public Store {
 
   // Under the commit-order lock, like DeleteSubscription: a retry cannot
   // revive a delivery of a subscription whose delete commits meanwhile.
-  Status RetryDelivery(const std::string& tenant, const std::string& id, int64_t now_ms) override;
+  Result<Delivery> RetryDelivery(const std::string& tenant, const std::string& id,
+                                 int64_t now_ms) override;
 
   Result<int64_t> RequeueDead(const std::string& tenant, const std::string& sub_id,
                               const std::string& min_id, const std::string& max_id,

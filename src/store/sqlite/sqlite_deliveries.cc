@@ -65,10 +65,11 @@ Result<Delivery> SqliteStore::GetDelivery(const std::string& tenant, const std::
   return d;
 }
 
-Status SqliteStore::RetryDelivery(const std::string& tenant, const std::string& id,
-                                  int64_t now_ms) {
+Result<Delivery> SqliteStore::RetryDelivery(const std::string& tenant, const std::string& id,
+                                            int64_t now_ms) {
   std::lock_guard lock(write_mu_);
-  return WriteTxn(false, [&]() -> Status {
+  Delivery out;
+  Status done = WriteTxn(false, [&]() -> Status {
     PREPARE_OR_RETURN(
         get, writer_,
         "SELECT d.status, s.deleted_at IS NULL AND s.id IS NOT NULL FROM deliveries d "
@@ -79,14 +80,18 @@ Status SqliteStore::RetryDelivery(const std::string& tenant, const std::string& 
     if (rc != SQLITE_ROW) return SqlError(writer_.db(), "retry delivery");
     const std::string was = get.Text(0);
     if (Status s = rules::CheckRetry(was, get.Int(1) != 0); !s.ok()) return s;
-    static const std::string sql =
-        "UPDATE deliveries SET " + rules::SetRequeued("?1") + " WHERE id=?2";
+    static const std::string sql = "UPDATE deliveries SET " + rules::SetRequeued("?1") +
+                                   " WHERE id=?2 RETURNING " + kDeliveryCols;
     PREPARE_OR_RETURN(st, writer_, sql.c_str());
     st.Bind(1, now_ms).Bind(2, id);
+    if (st.Step() != SQLITE_ROW) return SqlError(writer_.db(), "retry delivery");
+    out = ReadDelivery(st);
     if (st.Step() != SQLITE_DONE) return SqlError(writer_.db(), "retry delivery");
-    CountMove(tenant, was, kDeliveryPending, sqlite3_changes(writer_.db()));
+    CountMove(tenant, was, kDeliveryPending, 1);
     return Status::Ok();
   });
+  if (!done.ok()) return done;
+  return out;
 }
 
 Result<int64_t> SqliteStore::RequeueDead(const std::string& tenant, const std::string& sub_id,

@@ -312,7 +312,8 @@ class SqliteStore final : public Store {
 
   Result<Delivery> GetDelivery(const std::string& tenant, const std::string& id) override;
 
-  Status RetryDelivery(const std::string& tenant, const std::string& id, int64_t now_ms) override;
+  Result<Delivery> RetryDelivery(const std::string& tenant, const std::string& id,
+                                 int64_t now_ms) override;
 
   Result<int64_t> RequeueDead(const std::string& tenant, const std::string& sub_id,
                               const std::string& min_id, const std::string& max_id,

@@ -33,11 +33,12 @@ class OneDelivery : public testing::FakeStore {
     if (tenant != d.tenant || id != d.id) return Status::NotFound("delivery not found");
     return d;
   }
-  Status RetryDelivery(const std::string& tenant, const std::string& id, int64_t now) override {
+  Result<Delivery> RetryDelivery(const std::string& tenant, const std::string& id,
+                                 int64_t now) override {
     if (tenant != d.tenant || id != d.id) return Status::NotFound("delivery not found");
     d.status = "pending";
     d.next_attempt_at_ms = d.updated_at_ms = now;
-    return Status::Ok();
+    return d;
   }
 };
 

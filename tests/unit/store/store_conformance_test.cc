@@ -872,7 +872,7 @@ TEST_P(StoreConformance, EveryReadAndWriteIsScopedToItsTenant) {
   auto by_event = store_->ListDeliveries(other, ByEvent(e.event_id), {});
   ASSERT_OK(by_event);
   EXPECT_TRUE(by_event->empty());
-  EXPECT_TRUE(store_->RetryDelivery(other, e.deliveries[0], 3000).IsNotFound());
+  EXPECT_TRUE(store_->RetryDelivery(other, e.deliveries[0], 3000).status().IsNotFound());
   auto requeued = store_->RequeueDead(other, s.id, e.event_id, e.event_id, 3000);
   ASSERT_OK(requeued);
   EXPECT_EQ(requeued.value(), 0);
@@ -1163,6 +1163,36 @@ TEST_P(StoreConformance, EveryStaleItemIsRematchedNotJustTheFirstOfItsTenant) {
   EXPECT_TRUE(left->empty());
 }
 
+// A retry answers with the delivery as its own transaction left it (what the
+// API's 202 shows: a later read may already see the dispatcher's send).
+TEST_P(StoreConformance, RetryReturnsTheDeliveryAsItLeftIt) {
+  Subscription hook = AddSub();
+  Ingested e = Ingest({&hook}, 1000);
+  ASSERT_EQ(LeaseIds(hook, 1500).size(), 1u);
+  Kill(e.deliveries[0], 1500);
+  auto r = store_->RetryDelivery(kTenant, e.deliveries[0], 2000);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->id, e.deliveries[0]);
+  EXPECT_EQ(r->event_id, e.event_id);
+  EXPECT_EQ(r->subscription_id, hook.id);
+  EXPECT_EQ(r->status, kDeliveryPending);
+  EXPECT_EQ(r->next_attempt_at_ms, 2000);
+  EXPECT_EQ(r->attempts, 1);  // a webhook's attempts are history: kept
+  EXPECT_EQ(StateOf(e.deliveries[0]), kDeliveryPending);
+  EXPECT_EQ(store_->RetryDelivery(kTenant, e.deliveries[0], 2100).status().code(),
+            Status::Code::kConflict);
+
+  Subscription inbox = AddSub("pull");
+  Ingested m = Ingest({&inbox}, 3000);
+  auto got = Recv(inbox, 3100);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(Settle(inbox, {got[0].receipt}, true, 0, 3200), std::vector<std::string>{"acked"});
+  auto again = store_->RetryDelivery(kTenant, m.deliveries[0], 3300);
+  ASSERT_OK(again);
+  EXPECT_EQ(again->status, kDeliveryPending);
+  EXPECT_EQ(again->attempts, 0);  // a pull message's receives start again
+}
+
 // Replay and retry never revive work for a deleted subscription.
 TEST_P(StoreConformance, ReplayAndRetryCreateNothingForADeletedSubscription) {
   Subscription s = AddSub();
@@ -1423,12 +1453,14 @@ TEST_P(StoreConformance, RetryDeliveryPutsItBackOrConflicts) {
   Subscription s = AddSub();
   Ingested e = Ingest({&s}, 1000);
   const std::string id = e.deliveries[0];
-  EXPECT_EQ(store_->RetryDelivery(kTenant, id, 1500).code(), Status::Code::kConflict);  // pending
+  EXPECT_EQ(store_->RetryDelivery(kTenant, id, 1500).status().code(),
+            Status::Code::kConflict);  // pending
   ASSERT_EQ(LeaseIds(s, 2000).size(), 1u);
-  EXPECT_EQ(store_->RetryDelivery(kTenant, id, 2001).code(), Status::Code::kConflict);  // in flight
+  EXPECT_EQ(store_->RetryDelivery(kTenant, id, 2001).status().code(),
+            Status::Code::kConflict);  // in flight
   Kill(id, 2100);
-  EXPECT_TRUE(store_->RetryDelivery("globex", id, 2200).IsNotFound());
-  EXPECT_TRUE(store_->RetryDelivery(kTenant, gen_.Next("dlv_", 2200), 2200).IsNotFound());
+  EXPECT_TRUE(store_->RetryDelivery("globex", id, 2200).status().IsNotFound());
+  EXPECT_TRUE(store_->RetryDelivery(kTenant, gen_.Next("dlv_", 2200), 2200).status().IsNotFound());
   EXPECT_EQ(StateOf(id), kDeliveryDead);
 
   ASSERT_OK(store_->RetryDelivery(kTenant, id, 3000));
