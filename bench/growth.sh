@@ -50,8 +50,6 @@ measure() {  # label events
   python3 -c "print('growth %-22s triggers %6.0f rps p99 %6.2f ms = %.2fx nginx (%.0f rps); vs the empty store: %.2fx its rps, %.2fx its ratio; %s events stored before it, store %s GB after' % ('$1', $tr, $p99/1000, $tr/$nr, $nr, $tr/$FIRST, $tr/$nr/$FIRST_RATIO, '$2', '$(store_gb)'))"
 }
 
-# Dirty pages left by an earlier run (a deleted data dir) stall fsyncs here.
-sync
 machine_line
 echo "workload: $SHARED/post_event.lua (1 KiB event), wrk -t2 -c64 -d$DURATION; fill: batches of 500, 8 connections"
 measure empty 0
