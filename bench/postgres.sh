@@ -12,6 +12,11 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 PGBIN=/usr/lib/postgresql/15/bin
 PGDIR="$WORK/pg"
+# PG_STATS=1: pg_stat_statements on the server; each drain prints its top
+# statements (calls, mean ms, total ms, rows, plans, mean planning ms), for profiling, not for the figures.
+if [ "${PG_STATS:-}" = 1 ]; then
+  export TRIGGERS_PG_OPTS="${TRIGGERS_PG_OPTS:-} -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on"
+fi
 "$ROOT/scripts/test-pg" start "$PGDIR" >/dev/null
 stop_pg() { "$ROOT/scripts/test-pg" stop "$PGDIR" >/dev/null 2>&1 || true; cleanup; }
 trap stop_pg EXIT
@@ -150,6 +155,9 @@ print("INSERT INTO deliveries(id,tenant,event_id,subscription_id,status,next_att
 print("ANALYZE;")
 PY
   psql -q "$db" -f "$WORK/backlog.sql" >/dev/null
+  if [ "${PG_STATS:-}" = 1 ]; then
+    psql -q "$db" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" -c "SELECT pg_stat_statements_reset()" >/dev/null
+  fi
   t0=$(python3 -c 'import time; print(int(time.time()*1000))')
   curl -s -o /dev/null -X PATCH -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
     -d '{"enabled":true}' "$B/v1/subscriptions/$sub"
@@ -167,6 +175,9 @@ n, last = sys.stdin.read().split()
 n = int(n); span = (int(last) - $t0) / 1000.0
 print('$n node(s): drained %d deliveries (webhooks to nginx, 1 KiB events) in %.1f s after enabling = %.0f deliveries/s' % (n, span, n / span))"
   echo "$n node(s): deliveries attempted more than once: $(psql -qtA "$db" -c "SELECT count(*) FROM deliveries WHERE attempts>1")"
+  if [ "${PG_STATS:-}" = 1 ]; then
+    psql -qtA -F' | ' "$db" -c "SELECT calls, round(mean_exec_time::numeric,3), round(total_exec_time::numeric), rows, plans, round(mean_plan_time::numeric,3), left(regexp_replace(query,'\s+',' ','g'),90) FROM pg_stat_statements WHERE dbid=(SELECT oid FROM pg_database WHERE datname=current_database()) ORDER BY total_exec_time DESC LIMIT 8" | sed "s/^/$n node(s) pg_stat_statements: /"
+  fi
   stop_nodes
 }
 deliveries 1
