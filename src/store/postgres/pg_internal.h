@@ -217,7 +217,7 @@ class PgStore final : public Store {
   explicit PgStore(PostgresOptions o)
       : opts_(std::move(o)),
         pool_(opts_.url, opts_.pool_size, opts_.connect_timeout_s),
-        dispatch_pool_(opts_.url, 2, opts_.connect_timeout_s, true) {}
+        dispatch_pool_(opts_.url, 1, opts_.connect_timeout_s, true) {}
 
   ~PgStore() override {
     StopWorkListener();
