@@ -405,10 +405,11 @@ class PgStore final : public Store {
 
   PostgresOptions opts_;
   pg::Pool pool_;
-  // The dispatcher's statements (due work, push leases, outcomes, releases):
-  // run every pass, they are planned once per connection, not per execution
-  // (custom plans cost ~1 ms of the database's CPU per pass, as much as the
-  // due-work query itself; the generic plans use the same indexes).
+  // The dispatcher's statements (due work, push leases, outcomes, releases),
+  // on one connection: run every pass, they are planned once per
+  // connection, not per execution (the push lease's custom plan, one per
+  // subscription id, cost 0.65 ms of the database's CPU per pass, a third of
+  // its execution; the generic plans use the same indexes).
   pg::Pool dispatch_pool_;
   std::function<void(const std::vector<std::string>&)> on_work_;
   std::atomic<bool> stop_{false};
