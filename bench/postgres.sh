@@ -12,6 +12,11 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 PGBIN=/usr/lib/postgresql/15/bin
 PGDIR="$WORK/pg"
+# PG_STATS=1: pg_stat_statements on the server; each drain prints its top
+# statements (calls, mean ms, total ms, rows, plans, mean planning ms), for profiling, not for the figures.
+if [ "${PG_STATS:-}" = 1 ]; then
+  export TRIGGERS_PG_OPTS="${TRIGGERS_PG_OPTS:-} -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_planning=on"
+fi
 "$ROOT/scripts/test-pg" start "$PGDIR" >/dev/null
 stop_pg() { "$ROOT/scripts/test-pg" stop "$PGDIR" >/dev/null 2>&1 || true; cleanup; }
 trap stop_pg EXIT
@@ -124,6 +129,15 @@ fi
 # delivery has succeeded is measured: the drain rate of N nodes, without
 # ingest competing for the same two cores.
 BACKLOG=${BACKLOG:-50000}
+# CPU time (clock ticks) of the PostgreSQL server: the postmaster, its live
+# processes and the ones it reaped (the nodes' backends, once they exit).
+pg_ticks() {
+  local pm t=0 p
+  pm=$(head -1 "$(cat "$PGDIR/root")/data/postmaster.pid")
+  t=$(awk '{print $14+$15+$16+$17}' "/proc/$pm/stat")
+  for p in $(pgrep -P "$pm"); do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  echo "$t"
+}
 start_nginx 200 ok
 HOOK=$NPORT
 deliveries() {  # nodes
@@ -150,6 +164,12 @@ print("INSERT INTO deliveries(id,tenant,event_id,subscription_id,status,next_att
 print("ANALYZE;")
 PY
   psql -q "$db" -f "$WORK/backlog.sql" >/dev/null
+  if [ "${PG_STATS:-}" = 1 ]; then
+    psql -q "$db" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" -c "SELECT pg_stat_statements_reset()" >/dev/null
+  fi
+  local node0=0 p
+  for p in "${NODE_PIDS[@]}"; do node0=$((node0 + $(awk '{print $14+$15}' "/proc/$p/stat"))); done
+  pg0=$(pg_ticks)
   t0=$(python3 -c 'import time; print(int(time.time()*1000))')
   curl -s -o /dev/null -X PATCH -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
     -d '{"enabled":true}' "$B/v1/subscriptions/$sub"
@@ -167,7 +187,16 @@ n, last = sys.stdin.read().split()
 n = int(n); span = (int(last) - $t0) / 1000.0
 print('$n node(s): drained %d deliveries (webhooks to nginx, 1 KiB events) in %.1f s after enabling = %.0f deliveries/s' % (n, span, n / span))"
   echo "$n node(s): deliveries attempted more than once: $(psql -qtA "$db" -c "SELECT count(*) FROM deliveries WHERE attempts>1")"
+  local node_ticks=$((-node0))
+  for p in "${NODE_PIDS[@]}"; do node_ticks=$((node_ticks + $(awk '{print $14+$15}' "/proc/$p/stat"))); done
   stop_nodes
+  sleep 0.5  # the nodes' backends exit and are reaped
+  python3 -c "
+hz = $(getconf CLK_TCK)
+print('$n node(s): CPU per 1,000 deliveries (enable to drained, polling included): postgres %.0f ms, triggers %.0f ms' % (($(pg_ticks) - $pg0) * 1000.0 / hz / ($BACKLOG / 1000.0), $node_ticks * 1000.0 / hz / ($BACKLOG / 1000.0)))"
+  if [ "${PG_STATS:-}" = 1 ]; then
+    psql -qtA -F' | ' "$db" -c "SELECT calls, round(mean_exec_time::numeric,3), round(total_exec_time::numeric), rows, plans, round(mean_plan_time::numeric,3), left(regexp_replace(query,'\s+',' ','g'),90) FROM pg_stat_statements WHERE dbid=(SELECT oid FROM pg_database WHERE datname=current_database()) ORDER BY total_exec_time DESC LIMIT 8" | sed "s/^/$n node(s) pg_stat_statements: /"
+  fi
 }
 deliveries 1
 deliveries 2

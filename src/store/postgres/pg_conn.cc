@@ -98,9 +98,13 @@ Status Conn::Ensure() {
   }
   // A 2xx promises an fsync'd write: never run with the commit unflushed,
   // whatever the server's default (remote_write/remote_apply are kept).
-  ResultPtr r(PQexec(c_,
-                     "SELECT CASE WHEN current_setting('synchronous_commit') IN ('off','local') "
-                     "THEN set_config('synchronous_commit','on',false) END"));
+  ResultPtr r(PQexec(c_, generic_plans_
+                             ? "SELECT CASE WHEN current_setting('synchronous_commit') IN "
+                               "('off','local') THEN set_config('synchronous_commit','on',false) "
+                               "END, set_config('plan_cache_mode','force_generic_plan',false)"
+                             : "SELECT CASE WHEN current_setting('synchronous_commit') IN "
+                               "('off','local') THEN set_config('synchronous_commit','on',false) "
+                               "END"));
   if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
     Status s = Status::Unavailable("store: cannot configure the session: " + ConnError(c_));
     PQfinish(c_);
@@ -185,8 +189,11 @@ void Conn::Rollback() {
   }
 }
 
-Pool::Pool(std::string url, int size, int connect_timeout_s)
-    : url_(std::move(url)), size_(std::max(1, size)), connect_timeout_s_(connect_timeout_s) {}
+Pool::Pool(std::string url, int size, int connect_timeout_s, bool generic_plans)
+    : url_(std::move(url)),
+      size_(std::max(1, size)),
+      connect_timeout_s_(connect_timeout_s),
+      generic_plans_(generic_plans) {}
 
 Pool::Handle Pool::Get() {
   Handle h;
@@ -205,7 +212,7 @@ Pool::Handle Pool::Get() {
       h.conn_->DropIfDeadWhileIdle();
     } else {
       ++created_;
-      h.conn_ = std::make_unique<Conn>(url_, connect_timeout_s_);
+      h.conn_ = std::make_unique<Conn>(url_, connect_timeout_s_, generic_plans_);
     }
     h.pool_ = this;
     if (h.conn_->broken() && std::chrono::steady_clock::now() < fail_until_) {

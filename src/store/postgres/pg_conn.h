@@ -139,8 +139,12 @@ class ArrayBuilder {
 // One connection. Reconnects on the next use after it broke.
 class Conn {
  public:
-  explicit Conn(std::string url, int connect_timeout_s)
-      : url_(std::move(url)), connect_timeout_s_(connect_timeout_s) {}
+  // `generic_plans`: the session plans its prepared statements once
+  // (plan_cache_mode=force_generic_plan) instead of once per execution.
+  Conn(std::string url, int connect_timeout_s, bool generic_plans = false)
+      : url_(std::move(url)),
+        connect_timeout_s_(connect_timeout_s),
+        generic_plans_(generic_plans) {}
   ~Conn();
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
@@ -180,6 +184,7 @@ class Conn {
 
   std::string url_;
   int connect_timeout_s_;
+  bool generic_plans_;
   PGconn* c_ = nullptr;
   bool last_retryable_ = false;
   std::unordered_map<const char*, std::string> prepared_;
@@ -194,7 +199,8 @@ PGconn* Connect(const std::string& url, int connect_timeout_s);
 // connect timeouts (the database is down: answer 503 quickly).
 class Pool {
  public:
-  Pool(std::string url, int size, int connect_timeout_s);
+  // `generic_plans`: see Conn.
+  Pool(std::string url, int size, int connect_timeout_s, bool generic_plans = false);
 
   class Handle {
    public:
@@ -223,6 +229,7 @@ class Pool {
   std::string url_;
   int size_;
   int connect_timeout_s_;
+  bool generic_plans_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Conn>> idle_;

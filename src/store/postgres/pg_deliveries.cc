@@ -319,7 +319,7 @@ Status PgStore::RecordAttempts(const std::vector<AttemptResult>& results, int64_
     snippets.Add(std::string_view(core::ToValidUtf8(r.attempt.response_snippet)));
     tokens.Add(std::string_view(r.lease_token));
   }
-  CONN_OR_RETURN(c);
+  DISPATCH_CONN_OR_RETURN(c);
   // Rows whose lease is no longer ours are left out of both the attempt
   // log and the update (the rows are locked first, so the check holds). The
   // breakers of the subscriptions move in the same statement (kBreaker).
@@ -356,7 +356,7 @@ Status PgStore::RecordAttempts(const std::vector<AttemptResult>& results, int64_
 }
 
 Result<std::vector<std::string>> PgStore::SubscriptionsWithDueWork(int64_t now_ms) {
-  CONN_OR_RETURN(c);
+  DISPATCH_CONN_OR_RETURN(c);
   // A loose index scan over deliveries_due: one probe per subscription
   // rather than a walk over every due row. The due test reads the first
   // entry of the subscription in deliveries_due: as an EXISTS the planner
@@ -381,7 +381,7 @@ Result<std::vector<std::string>> PgStore::SubscriptionsWithDueWork(int64_t now_m
 
 Status PgStore::ReleaseLeases(const std::vector<LeaseRef>& leases, int64_t now_ms) {
   if (leases.empty()) return Status::Ok();
-  CONN_OR_RETURN(c);
+  DISPATCH_CONN_OR_RETURN(c);
   ArrayBuilder ids, tokens;
   for (const auto& l : leases) {
     ids.Add(std::string_view(l.delivery_id));
@@ -565,7 +565,8 @@ Result<std::vector<PgStore::Leased>> PgStore::Lease(const std::string& sub_id, i
                                                     int max, int64_t lease_until_ms,
                                                     const rules::LeasePolicy& policy,
                                                     bool limited) {
-  CONN_OR_RETURN(c);
+  auto c = limited ? dispatch_pool_.Get() : pool_.Get();  // push: the dispatcher's
+  if (!c) return c.status();
   static const std::string kLease = LeaseSql(false);
   static const std::string kLimitedLease = LeaseSql(true);
   Params p;
