@@ -37,7 +37,8 @@ inline constexpr int kFirstAdaptiveChunkRows = 32;
 // waiters (or with `share` outside (0, 1)) there is no pause: on an idle
 // writer the purge runs freely. A chunk handed straight to the next waiter
 // (core::FifoMutex) otherwise alternates ~5 ms of purge with one ~0.6 ms
-// group commit: the purge took ~90% of the writer and ingest fell by half.
+// group commit: the purge took ~90% of the writer and ingest fell by a
+// third.
 inline std::chrono::microseconds PauseAfterChunk(std::chrono::microseconds took, double share,
                                                  bool others_waited) {
   if (!others_waited || share <= 0 || share >= 1) return std::chrono::microseconds(0);
