@@ -10,8 +10,8 @@
 # counted by triggers_events_ingested_total.
 # The last row: the server is restarted on the same data dir with a
 # --retention that the events of the first fill step have passed, so the
-# purge (started at once, then in passes of about 1 s in every 2) deletes
-# them while the row is measured.
+# purge (started at once, in passes of about 1 s, at most a quarter of the
+# writer while ingest waits) deletes them while the row is measured.
 # Env: EVENTS (10000000), STEPS (4), DURATION (10s, in seconds with the "s").
 # Needs EVENTS x ~1.1 KiB of disk under /tmp. Everything on 127.0.0.1.
 source "$(dirname "$0")/lib.sh"

@@ -157,6 +157,11 @@ class EventStore {
     // one chunk per pass (so none starves behind another): a pass lasts at
     // most until the deadline plus one round of four chunks.
     std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+    // When in (0, 1): after a chunk that another write waited for (SQLite:
+    // the write lock was handed on when the chunk released it), the purge
+    // pauses so that it holds at most this share of the writer's time while
+    // others write; with no one waiting it goes on at once. 0: no pause.
+    double max_share = 0;
   };
   struct PurgeCounts {
     int64_t events = 0;       // events deleted

@@ -5,15 +5,19 @@ namespace triggers::store::sqlite {
 
 // Every chunk is a bookkeeping transaction (no fsync of its own): a purge
 // lost in a power cut is simply done again. write_mu_ is taken per chunk,
-// so ingest commits run between chunks.
+// so ingest commits run between chunks; when the lock went straight to a
+// waiter, the purge pauses (limits.max_share) so that they run for longer.
 Result<SqliteStore::PurgeCounts> SqliteStore::Purge(int64_t events_before_ms,
                                                     int64_t idem_before_ms, int64_t now_ms,
                                                     const PurgeLimits& limits) {
+  PurgeEnv env;
+  env.others_waiting = [this] { return write_mu_.busy(); };
   return RunPurgeChunks(limits,
                         {[&](int limit) { return PurgeEventsChunk(events_before_ms, limit); },
                          [&](int limit) { return PurgeFinishedChunk(events_before_ms, limit); },
                          [&](int limit) { return PurgeOrphansChunk(now_ms, limit); },
-                         [&](int limit) { return PurgeIdempotencyChunk(idem_before_ms, limit); }});
+                         [&](int limit) { return PurgeIdempotencyChunk(idem_before_ms, limit); }},
+                        env);
 }
 
 // Rows are appended in received_at order, so the expired events are a
