@@ -94,7 +94,8 @@ fuzz-smoke:
 
 bench-pull: build
 	@$(BOOTSTRAP) bench
-	bash bench/pull.sh
+	cmake --build $(BUILD) --target pull_load
+	BUILD=$(BUILD) bash bench/pull.sh
 
 bench-postgres: build
 	@$(BOOTSTRAP) bench
