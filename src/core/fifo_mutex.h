@@ -11,9 +11,10 @@ namespace triggers::core {
 // woken waiter runs. A thread looping over short critical sections (the
 // retention purge's chunks; the ingest writer's commits and fan-out chunks
 // under load) then starves every other thread for as long as the loop
-// lasts: ingest commits waited up to a whole 1 s purge pass (p99 268 ms). Here a thread that
-// arrives while others wait queues behind them, so a waiter waits for at most the critical sections
-// queued before it. Meets the Lockable requirements (std::lock_guard, std::unique_lock).
+// lasts: ingest commits waited up to a whole 1 s purge pass (p99 268 ms).
+// Here a thread that arrives while others wait queues behind them, so a
+// waiter waits for at most the critical sections queued before it. Meets the
+// Lockable requirements (std::lock_guard, std::unique_lock).
 class FifoMutex {
  public:
   void lock() {

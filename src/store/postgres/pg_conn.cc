@@ -98,13 +98,12 @@ Status Conn::Ensure() {
   }
   // A 2xx promises an fsync'd write: never run with the commit unflushed,
   // whatever the server's default (remote_write/remote_apply are kept).
-  ResultPtr r(PQexec(c_, generic_plans_
-                             ? "SELECT CASE WHEN current_setting('synchronous_commit') IN "
-                               "('off','local') THEN set_config('synchronous_commit','on',false) "
-                               "END, set_config('plan_cache_mode','force_generic_plan',false)"
-                             : "SELECT CASE WHEN current_setting('synchronous_commit') IN "
-                               "('off','local') THEN set_config('synchronous_commit','on',false) "
-                               "END"));
+  static const std::string kFlush =
+      "SELECT CASE WHEN current_setting('synchronous_commit') IN ('off','local') "
+      "THEN set_config('synchronous_commit','on',false) END";
+  static const std::string kFlushGeneric =
+      kFlush + ", set_config('plan_cache_mode','force_generic_plan',false)";
+  ResultPtr r(PQexec(c_, (generic_plans_ ? kFlushGeneric : kFlush).c_str()));
   if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
     Status s = Status::Unavailable("store: cannot configure the session: " + ConnError(c_));
     PQfinish(c_);

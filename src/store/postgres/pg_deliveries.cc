@@ -565,8 +565,7 @@ Result<std::vector<PgStore::Leased>> PgStore::Lease(const std::string& sub_id, i
                                                     int max, int64_t lease_until_ms,
                                                     const rules::LeasePolicy& policy,
                                                     bool limited) {
-  auto c = limited ? dispatch_pool_.Get() : pool_.Get();  // push: the dispatcher's
-  if (!c) return c.status();
+  POOL_CONN_OR_RETURN(limited ? dispatch_pool_ : pool_, c);  // push: the dispatcher's
   static const std::string kLease = LeaseSql(false);
   static const std::string kLimitedLease = LeaseSql(true);
   Params p;

@@ -150,16 +150,14 @@ inline ApiKey ReadKey(const Rows& r, int i) {
   return k;
 }
 
-// Takes a pool connection or returns its failure from the calling function.
-#define CONN_OR_RETURN(var)      \
-  auto var = pool_.Get();        \
-  if (!var) return var.status(); \
+// Takes a connection of `pool` or returns its failure from the calling function.
+#define POOL_CONN_OR_RETURN(pool, var) \
+  auto var = (pool).Get();             \
+  if (!var) return var.status();       \
   static_assert(true)
-// ... from the dispatcher's pool (PgStore::dispatch_pool_).
-#define DISPATCH_CONN_OR_RETURN(var) \
-  auto var = dispatch_pool_.Get();   \
-  if (!var) return var.status();     \
-  static_assert(true)
+// ... of the node's pool, or of the dispatcher's (PgStore::dispatch_pool_).
+#define CONN_OR_RETURN(var) POOL_CONN_OR_RETURN(pool_, var)
+#define DISPATCH_CONN_OR_RETURN(var) POOL_CONN_OR_RETURN(dispatch_pool_, var)
 
 #define ROWS_OR_RETURN(var, expr)             \
   auto var##_r = (expr);                      \
